@@ -1,0 +1,430 @@
+/* alloc.c -- malloc and free fast paths, and the entry points built on them
+ *
+ * The fast paths below are the hottest code in memtally. Entry assumptions:
+ * - mt__tls_heap is never NULL: a thread starts on mt__heap_empty, whose
+ *   pages have no free blocks, so its first malloc falls into the slow path,
+ *   which creates the thread's heap (and the process state on the very first
+ *   call);
+ * - every page pointer in heap->direct / heap->current is valid (possibly
+ *   mt__page_empty) and owned by the heap;
+ * - a block's segment is its address masked to 4 MiB; mt__segmap says
+ *   whether that segment is ours, so free() rejects foreign pointers before
+ *   it reads any header. */
+#define _GNU_SOURCE
+#include "alloc.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../options.h"
+#include "../os/os.h"
+#include "../track.h"
+#include "memtally.h"
+
+/* 16..128 in steps of 16, then four classes per doubling up to 128 KiB. */
+const uint32_t mt__class_size[MT_NCLASSES] = {
+    16,    32,    48,    64,    80,    96,    112,   128,   160,   192,   224,    256,
+    320,   384,   448,   512,   640,   768,   896,   1024,  1280,  1536,  1792,   2048,
+    2560,  3072,  3584,  4096,  5120,  6144,  7168,  8192,  10240, 12288, 14336,  16384,
+    20480, 24576, 28672, 32768, 40960, 49152, 57344, 65536, 81920, 98304, 114688, 131072,
+};
+
+static void *mt_malloc_generic(mt_heap *heap, size_t size);
+MT_HIDDEN void mt__countdown_hit(mt_heap *heap, void *block, size_t size);
+
+/* Pop a block from a page that has one. Cost: 2 loads, 2 stores, 1 add,
+ * 1 counter increment, 1 compare-and-branch on the countdown. */
+MT_INLINE void *mt_page_pop(mt_heap *heap, mt_page *page, mt_block *b, size_t size) {
+  page->free = b->next;
+  page->used++;
+  mt_counter_add(&heap->nalloc[page->cls], 1);
+  mt_track_malloc(b, size, page->block_size);
+  heap->countdown -= (int64_t)page->block_size;
+  if (mt_unlikely(heap->countdown < 0)) mt__countdown_hit(heap, b, size);
+  return b;
+}
+
+/* malloc fast path for size <= 1 KiB: a TLS load, a table load, the page's
+ * free list head and one branch; about 15 instructions in all. */
+void *mt_malloc(size_t size) {
+  mt_heap *heap = mt__tls_heap;
+  if (mt_likely(size <= MT_SMALL_MAX)) {
+    mt_page *page = heap->direct[(size + 15) >> 4];
+    mt_block *b = page->free;
+    if (mt_likely(b != NULL)) return mt_page_pop(heap, page, b, size);
+  }
+  return mt_malloc_generic(heap, size);
+}
+
+static MT_NOINLINE void *mt_malloc_generic(mt_heap *heap, size_t size) {
+  if (mt_unlikely(heap == &mt__heap_empty)) {
+    heap = mt__heap_for_thread();
+    if (heap == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  if (size <= MT_MEDIUM_MAX) {
+    unsigned cls = mt_class_of(size);
+    mt_page *page = heap->current[cls];
+    mt_block *b = page->free;
+    if (b == NULL) {
+      page = mt__page_alloc_slow(heap, cls);
+      if (page == NULL) {
+        errno = ENOMEM;
+        return NULL;
+      }
+      b = page->free;
+    }
+    return mt_page_pop(heap, page, b, size);
+  }
+  if (mt_unlikely(size > PTRDIFF_MAX)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (size <= MT_LARGE_MAX) return mt__large_alloc(heap, size, 0);
+  return mt__huge_alloc(heap, size, 0, false);
+}
+
+/* ---- free ---- */
+
+static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, uint8_t map);
+
+/* free fast path: segment map byte, segment header shift, page tag compare,
+ * a push onto the page's own free list; about 14 instructions. A block
+ * freed twice in a row is caught by comparing with the list head. */
+void mt_free(void *p) {
+  if (mt_unlikely(p == NULL)) return;
+  mt_segment *seg = mt_segment_of(p);
+  uint8_t map = mt_segmap_get(p);
+  if (mt_likely(map == MT_MAP_START)) {
+    mt_page *page = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
+    mt_heap *heap = mt__tls_heap;
+    if (mt_likely(mt_load(&page->owner_tag) == (uintptr_t)heap)) {
+      mt_block *b = (mt_block *)p;
+      if (mt_unlikely(b == page->free)) {
+        mt__report("double free", p, page->cls);
+        return;
+      }
+      mt_track_free(b, page->block_size);
+      b->next = page->free;
+      page->free = b;
+      mt_counter_add(&heap->nfree[page->cls], 1);
+      if (mt_unlikely((--page->used == 0) | mt_load(&page->in_full))) mt__page_empty_local(heap, page);
+      return;
+    }
+    mt_free_slow(p, seg, page, map);
+    return;
+  }
+  mt_free_slow(p, seg, NULL, map);
+}
+
+/* Resolve p to its page, following an interior slot to its span's first
+ * slot. Returns NULL for a pointer that is in no live block's page. */
+static mt_page *mt_page_resolve(mt_segment *seg, mt_page *page) {
+  uintptr_t tag = mt_load(&page->owner_tag);
+  if (tag == MT_TAG_INTERIOR) page = &seg->pages[page->first_slot];
+  return page;
+}
+
+static mt_block *mt_block_start(mt_page *page, const void *p) {
+  uintptr_t off = (uintptr_t)p - (uintptr_t)page->start;
+  return (mt_block *)(page->start + (off - off % page->block_size));
+}
+
+static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, uint8_t map) {
+  int saved_errno = errno;
+  if (map == MT_MAP_NONE || seg->is_huge) {
+    mt_segment *hs = mt__huge_segment_of(p);
+    if (hs == NULL || (uint8_t *)p != (uint8_t *)hs + hs->huge_offset) {
+      mt__report(hs == NULL ? "free of a pointer memtally does not own" : "free of a pointer inside a block", p, MT_CLASS_HUGE);
+      goto done;
+    }
+    mt__huge_free(mt__tls_heap, hs);
+    goto done;
+  }
+  page = mt_page_resolve(seg, page);
+  uintptr_t tag = mt_load(&page->owner_tag);
+  if (tag == MT_TAG_NONE || tag == MT_TAG_INTERIOR || tag == MT_TAG_HUGE ||
+      (uint8_t *)p < page->start || (uint8_t *)p >= page->start + (size_t)page->capacity * page->block_size) {
+    mt__report("free of a pointer that is not an allocated block", p, -1);
+    goto done;
+  }
+  mt_block *b = (mt_block *)p;
+  if (tag & MT_TAG_ALIGNED) {
+    b = mt_block_start(page, p);
+    tag &= ~MT_TAG_ALIGNED;
+  }
+  mt_heap *heap = mt__tls_heap;
+  if (tag == (uintptr_t)heap) {
+    if (b == page->free) {
+      mt__report("double free", p, page->cls);
+      goto done;
+    }
+    mt_track_free(b, page->block_size);
+    b->next = page->free;
+    page->free = b;
+    mt_counter_add(&heap->nfree[page->cls], 1);
+    if ((--page->used == 0) | mt_load(&page->in_full)) mt__page_empty_local(heap, page);
+    goto done;
+  }
+  /* Another thread's page (or an abandoned one): push onto its atomic list.
+   * The counters belong to the freeing thread; sums stay exact. */
+  mt_block *head = atomic_load_explicit(&page->xfree, memory_order_relaxed);
+  if (head == b) {
+    mt__report("double free", p, page->cls);
+    goto done;
+  }
+  mt_track_free(b, page->block_size);
+  if (heap != &mt__heap_empty) {
+    mt_counter_add(&heap->nfree[page->cls], 1);
+    if (page->cls == MT_CLASS_LARGE) mt_counter_add(&heap->large_bytes_free, page->block_size);
+  } else {
+    heap = mt__heap_for_thread();
+    if (heap != NULL) {
+      mt_counter_add(&heap->nfree[page->cls], 1);
+      if (page->cls == MT_CLASS_LARGE) mt_counter_add(&heap->large_bytes_free, page->block_size);
+    }
+  }
+  do {
+    b->next = head;
+  } while (!atomic_compare_exchange_weak_explicit(&page->xfree, &head, b, memory_order_release, memory_order_relaxed));
+  /* The CAS is a full barrier on x86 and seq_cst here in effect: either the
+   * owner's re-check after setting in_full sees our block, or we see in_full. */
+  atomic_thread_fence(memory_order_seq_cst);
+  if (head == NULL && atomic_load_explicit(&page->in_full, memory_order_relaxed)) {
+    mt_heap *owner = page->heap;
+    if (owner != NULL) atomic_fetch_or_explicit(&owner->remote_pending, 1ULL << page->cls, memory_order_relaxed);
+  }
+done:
+  errno = saved_errno;
+}
+
+void mt_free_sized(void *p, size_t size) {
+  (void)size;
+  mt_free(p);
+}
+
+/* ---- sizes and ownership ---- */
+
+int mt_owns(const void *p) {
+  return p != NULL && (mt_segmap_get(p) != MT_MAP_NONE || mt__huge_segment_of(p) != NULL);
+}
+
+size_t mt_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  uint8_t map = mt_segmap_get(p);
+  mt_segment *seg = mt_segment_of(p);
+  if (map == MT_MAP_NONE || seg->is_huge) {
+    mt_segment *hs = mt__huge_segment_of(p);
+    if (hs == NULL) {
+      mt__report("usable size of a pointer memtally does not own", p, -1);
+      return 0;
+    }
+    uint8_t *start = (uint8_t *)hs + hs->huge_offset;
+    if ((const uint8_t *)p < start || (const uint8_t *)p >= start + hs->huge_size) return 0;
+    return hs->huge_size - (size_t)((const uint8_t *)p - start);
+  }
+  mt_page *page = mt_page_resolve(seg, &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> MT_SLOT_SHIFT]);
+  if (mt_load(&page->owner_tag) & MT_TAG_ALIGNED) {
+    mt_block *b = mt_block_start(page, p);
+    return page->block_size - (size_t)((const uint8_t *)p - (uint8_t *)b);
+  }
+  return page->block_size;
+}
+
+/* ---- calloc, realloc ---- */
+
+void *mt_calloc(size_t count, size_t size) {
+  size_t total;
+  if (mt_unlikely(__builtin_mul_overflow(count, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (total > MT_LARGE_MAX) {
+    mt_heap *heap = mt__tls_heap;
+    if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
+    if (heap == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    if (total > PTRDIFF_MAX) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    return mt__huge_alloc(heap, total, 0, true);
+  }
+  void *p = mt_malloc(total);
+  if (p != NULL) memset(p, 0, total);
+  return p;
+}
+
+void *mt_realloc(void *p, size_t size) {
+  if (p == NULL) return mt_malloc(size);
+  if (size == 0) { /* as glibc: free and return NULL */
+    mt_free(p);
+    return NULL;
+  }
+  uint8_t map = mt_segmap_get(p);
+  if (map == MT_MAP_NONE && mt__huge_segment_of(p) == NULL) {
+    mt__report("realloc of a pointer memtally does not own", p, -1);
+    errno = EINVAL;
+    return NULL;
+  }
+  size_t usable = mt_usable_size(p);
+  if (size <= usable && size >= usable / 2) {
+    mt_track_resize(p, size);
+    return p;
+  }
+  mt_segment *seg = mt_segment_of(p);
+  if ((map == MT_MAP_NONE || seg->is_huge) && size > MT_LARGE_MAX) {
+    mt_segment *hs = mt__huge_segment_of(p);
+    if (hs != NULL && (uint8_t *)p == (uint8_t *)hs + hs->huge_offset) {
+      mt_heap *heap = mt__tls_heap;
+      if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
+      return mt__huge_realloc(heap, hs, size);
+    }
+  }
+  void *q = mt_malloc(size);
+  if (q == NULL) return NULL;
+  mt_track_unpoison(p, usable);
+  memcpy(q, p, usable < size ? usable : size);
+  mt_free(p);
+  return q;
+}
+
+void *mt_reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return mt_realloc(p, total);
+}
+
+/* ---- aligned allocation ---- */
+
+static void *mt_malloc_aligned(size_t align, size_t size) {
+  if (align <= 16) return mt_malloc(size);
+  if (size > PTRDIFF_MAX || align > ((size_t)1 << 40)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t n = size < align ? align : size;
+  if (n <= MT_MEDIUM_MAX && align <= MT_SLOT_SIZE) {
+    /* Pages start on 64 KiB boundaries, so blocks of a class whose size is a
+     * multiple of align are all aligned. */
+    if ((mt__class_size[mt_class_of(n)] & (align - 1)) == 0) return mt_malloc(n);
+  }
+  mt_heap *heap = mt__tls_heap;
+  if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
+  if (heap == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (size <= MT_LARGE_MAX && align <= MT_SLOT_SIZE) return mt__large_alloc(heap, size, 0);
+  if (size + align <= MT_LARGE_MAX) return mt__large_alloc(heap, size, align);
+  return mt__huge_alloc(heap, size, align, false);
+}
+
+void *mt_memalign(size_t align, size_t size) {
+  if (!mt_is_pow2(align)) { /* as glibc: round up to a power of two */
+    if (align > ((size_t)1 << 40)) {
+      errno = EINVAL;
+      return NULL;
+    }
+    size_t a = 16;
+    while (a < align) a <<= 1;
+    align = a;
+  }
+  return mt_malloc_aligned(align, size);
+}
+
+void *mt_aligned_alloc(size_t align, size_t size) {
+  if (!mt_is_pow2(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return mt_malloc_aligned(align, size);
+}
+
+int mt_posix_memalign(void **out, size_t align, size_t size) {
+  if (out == NULL) return EINVAL;
+  if (!mt_is_pow2(align) || (align % sizeof(void *)) != 0) return EINVAL;
+  int saved = errno;
+  void *p = mt_malloc_aligned(align, size);
+  errno = saved;
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void *mt_valloc(size_t size) { return mt_malloc_aligned(mt__os_page_size(), size); }
+
+void *mt_pvalloc(size_t size) {
+  size_t ps = mt__os_page_size();
+  if (size > SIZE_MAX - ps) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t n = mt_align_up(size == 0 ? 1 : size, ps);
+  return mt_malloc_aligned(ps, n);
+}
+
+/* ---- misuse reports ---- */
+
+static size_t mt_fmt_hex(char *buf, uintptr_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v);
+  buf[0] = '0';
+  buf[1] = 'x';
+  for (size_t i = 0; i < n; i++) buf[2 + i] = tmp[n - 1 - i];
+  return n + 2;
+}
+
+static size_t mt_fmt_dec(char *buf, uint64_t v) {
+  char tmp[24];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
+  return n;
+}
+
+static size_t mt_append(char *buf, size_t n, size_t cap, const char *s) {
+  while (*s && n < cap) buf[n++] = *s++;
+  return n;
+}
+
+void mt__report(const char *what, const void *p, int cls) {
+  char buf[256];
+  size_t n = 0;
+  n = mt_append(buf, n, sizeof buf - 64, "memtally: error: ");
+  n = mt_append(buf, n, sizeof buf - 64, what);
+  n = mt_append(buf, n, sizeof buf - 64, " at ");
+  n += mt_fmt_hex(buf + n, (uintptr_t)p);
+  if (cls >= 0 && cls < MT_NCLASSES) {
+    n = mt_append(buf, n, sizeof buf - 8, " (size class ");
+    n += mt_fmt_dec(buf + n, (uint64_t)cls);
+    n = mt_append(buf, n, sizeof buf - 8, ", ");
+    n += mt_fmt_dec(buf + n, mt__class_size[cls]);
+    n = mt_append(buf, n, sizeof buf - 8, "-byte blocks)");
+  } else if (cls == MT_CLASS_LARGE) {
+    n = mt_append(buf, n, sizeof buf - 8, " (large block)");
+  } else if (cls == MT_CLASS_HUGE) {
+    n = mt_append(buf, n, sizeof buf - 8, " (huge block)");
+  }
+  if (mt__opt[MT_OPT_ABORT]) n = mt_append(buf, n, sizeof buf - 2, "; aborting (MEMTALLY_ABORT=0 to continue)");
+  buf[n++] = '\n';
+  mt__os_write_err(buf, n);
+  if (mt__opt[MT_OPT_ABORT]) mt__os_abort();
+}
+
+const char *mt_version(void) { return "memtally 0.1"; }

@@ -1,0 +1,202 @@
+/* alloc.h -- the allocator's internal types: size classes, pages, segments, heaps
+ *
+ * Memory comes from the OS in 4 MiB segments aligned to 4 MiB, so the segment
+ * of any block is found by masking its address. A segment is cut into 64
+ * slots of 64 KiB; slot 0 holds the segment header. A page is a run of slots
+ * (a span) owned by one thread heap and holding blocks of one size class.
+ * Blocks too large for a size class (over MT_LARGE_MAX) get a segment of
+ * their own (a huge segment), whose header sits at its start as well.
+ *
+ * Invariants:
+ * - a page's free list and used count are touched only by its owner thread;
+ *   other threads push freed blocks onto page->xfree (lock-free) and the
+ *   owner takes them back in one exchange;
+ * - page->owner_tag equals the owning heap's address only for pages of
+ *   ordinary blocks; anything else (interior slot of a span, huge block,
+ *   page with aligned interior pointers, abandoned page) sends free() to its
+ *   slow path;
+ * - per-thread counters are only written by their thread and summed on read. */
+#ifndef MT_ALLOC_H
+#define MT_ALLOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common.h"
+
+#define MT_SEG_SHIFT 22
+#define MT_SEG_SIZE ((size_t)1 << MT_SEG_SHIFT) /* 4 MiB */
+#define MT_SEG_MASK (MT_SEG_SIZE - 1)
+#define MT_SLOT_SHIFT 16
+#define MT_SLOT_SIZE ((size_t)1 << MT_SLOT_SHIFT) /* 64 KiB */
+#define MT_SLOTS 64                               /* slots per segment, slot 0 = header */
+#define MT_SLOTS_ALL ((uint64_t)0xfffffffffffffffeULL) /* every usable slot */
+
+#define MT_SMALL_MAX 1024                         /* sizes served by the direct table */
+#define MT_MEDIUM_MAX (128 * 1024)                /* largest size class */
+#define MT_LARGE_MAX (1024 * 1024)                /* largest block carved from a segment */
+#define MT_NCLASSES 48                            /* size classes 16 B .. 128 KiB */
+#define MT_CLASS_LARGE 48                         /* one block per page, span-sized */
+#define MT_CLASS_HUGE 49                          /* own segment (counters only) */
+#define MT_CLASS_COUNT 50
+#define MT_DIRECT_COUNT (MT_SMALL_MAX / 16 + 1)   /* direct[(n + 15) >> 4] */
+
+/* owner_tag values that can never be a heap address */
+#define MT_TAG_NONE ((uintptr_t)0)     /* free slot, or abandoned page */
+#define MT_TAG_INTERIOR ((uintptr_t)1) /* a non-first slot of a span */
+#define MT_TAG_HUGE ((uintptr_t)3)     /* the page of a huge segment */
+#define MT_TAG_ALIGNED ((uintptr_t)2)  /* or-ed into a heap tag: page has interior pointers */
+#define MT_TAG_ABANDONED ((uintptr_t)5) /* its thread exited; waiting to be adopted */
+
+typedef struct mt_block {
+  struct mt_block *next;
+} mt_block;
+
+struct mt_heap;
+struct mt_segment;
+
+typedef struct mt_page {
+  mt_block *free;                /* blocks ready to hand out (owner only) */
+  _Atomic uintptr_t owner_tag;   /* owning heap, see MT_TAG_* */
+  uint32_t used;                 /* blocks out: handed out minus taken back */
+  uint32_t block_size;           /* bytes per block */
+  uint8_t cls;                   /* size class, MT_CLASS_LARGE or MT_CLASS_HUGE */
+  uint8_t slot_count;            /* slots in this span */
+  uint8_t first_slot;            /* index of the span's first slot (interior slots too) */
+  _Atomic uint8_t in_full;       /* 1 while on the heap's full queue */
+  uint8_t aligned;               /* 1 once an aligned interior pointer was handed out */
+  uint32_t capacity;             /* blocks linked into lists so far (lazy) */
+  uint32_t reserved;             /* blocks that fit in the span */
+  _Atomic(mt_block *) xfree;     /* blocks freed by other threads */
+  uint8_t *start;                /* first block */
+  struct mt_heap *heap;          /* owner, for remote frees to flag full pages */
+  struct mt_page *next, *prev;   /* queue links within the heap */
+} mt_page;
+
+typedef struct mt_segment {
+  uint32_t page_shift;           /* MT_SLOT_SHIFT, or 63 for a huge segment (index 0) */
+  uint32_t is_huge;
+  size_t map_size;               /* bytes mapped from the OS */
+  struct mt_heap *heap;          /* owning heap; NULL while abandoned or cached */
+  uint64_t free_mask;            /* slots not in any span */
+  uint64_t dirty_mask;           /* free slots whose memory is still committed */
+  uint64_t commit_mask;          /* slots counted as committed */
+  uint32_t used_slots;           /* slots in spans */
+  uint32_t freed_at[MT_SLOTS];   /* ms (mt__os_now_ms, low 32 bits) when a slot was freed */
+  uint64_t cached_at;            /* ms when put in a cache */
+  size_t huge_offset;            /* huge: block start from the segment start */
+  size_t huge_size;              /* huge: usable bytes */
+  struct mt_segment *next, *prev;/* the heap's list, the abandoned list or a cache */
+  mt_page pages[MT_SLOTS];       /* one descriptor per slot */
+} mt_segment;
+
+typedef struct mt_page_queue {
+  mt_page *first, *last;
+} mt_page_queue;
+
+typedef struct mt_heap {
+  mt_page *direct[MT_DIRECT_COUNT];   /* current page for sizes <= 1 KiB, by (n + 15) >> 4 */
+  mt_page *current[MT_NCLASSES];      /* current page per class */
+  int64_t countdown;                  /* bytes until the next sample / bookkeeping event */
+  _Atomic uint64_t nalloc[MT_CLASS_COUNT]; /* allocations by class (this thread) */
+  _Atomic uint64_t nfree[MT_CLASS_COUNT];  /* frees by class, done by this thread */
+  _Atomic uint64_t huge_bytes_alloc;  /* bytes of huge blocks allocated */
+  _Atomic uint64_t huge_bytes_free;   /* bytes of huge blocks freed by this thread */
+  _Atomic uint64_t large_bytes_alloc; /* bytes of large blocks allocated */
+  _Atomic uint64_t large_bytes_free;
+  _Atomic uint64_t remote_pending;    /* bit per class: a full page got a remote free */
+  mt_page_queue avail[MT_CLASS_COUNT];/* pages that may have free blocks */
+  mt_page_queue full[MT_CLASS_COUNT]; /* pages with no free block at last look */
+  mt_segment *segments;               /* segments owned by this heap */
+  size_t segment_count;
+  uint64_t last_maintenance_ms;
+  uint64_t tid;                       /* kernel thread id of the owner */
+  int alive;                          /* 1 while a thread owns it */
+  struct mt_heap *next_all;           /* registry of every heap ever made */
+  struct mt_heap *next_free;          /* free list of heaps to reuse */
+} mt_heap;
+
+/* ---- size classes (sizeclass in alloc.c) ---- */
+MT_HIDDEN extern const uint32_t mt__class_size[MT_NCLASSES];
+
+MT_INLINE unsigned mt_class_of(size_t n) {
+  if (n <= 128) return (unsigned)((n - 1 + (n == 0)) >> 4);
+  size_t m = n - 1;
+  unsigned b = 63u - (unsigned)__builtin_clzll(m);
+  return 8u + (b - 7u) * 4u + (unsigned)((m >> (b - 2u)) & 3u);
+}
+
+/* ---- shared state ---- */
+MT_HIDDEN extern mt_heap mt__heap_empty;
+MT_HIDDEN extern mt_page mt__page_empty;
+MT_HIDDEN extern __thread mt_heap *mt__tls_heap __attribute__((tls_model("initial-exec")));
+/* One bit per 4 MiB of the 48-bit address space: set where a memtally
+ * segment starts (8 MiB of zero-filled .bss, touched only where segments
+ * live). Huge blocks aligned to 4 MiB or more start past their segment's
+ * first 4 MiB; they are found through a short list (mt__huge_segment_of). */
+#define MT_SEGMAP_BITS 48
+#define MT_SEGMAP_WORDS ((size_t)1 << (MT_SEGMAP_BITS - MT_SEG_SHIFT - 6))
+MT_HIDDEN extern _Atomic uint64_t mt__segmap[MT_SEGMAP_WORDS];
+#define MT_MAP_NONE 0
+#define MT_MAP_START 1
+
+MT_INLINE mt_segment *mt_segment_of(const void *p) {
+  return (mt_segment *)((uintptr_t)p & ~(uintptr_t)MT_SEG_MASK);
+}
+MT_INLINE uint8_t mt_segmap_get(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (mt_unlikely(a >> MT_SEGMAP_BITS)) return MT_MAP_NONE;
+  return (uint8_t)((mt_load(&mt__segmap[a >> (MT_SEG_SHIFT + 6)]) >> ((a >> MT_SEG_SHIFT) & 63)) & 1);
+}
+
+/* ---- process and heap life (heap.c) ---- */
+MT_HIDDEN void mt__init(void);
+MT_HIDDEN mt_heap *mt__heap_for_thread(void);   /* creates on first use */
+MT_HIDDEN void mt__heaps_lock(void);
+MT_HIDDEN void mt__heaps_unlock(void);
+MT_HIDDEN mt_heap *mt__heaps_first(void);
+MT_HIDDEN void mt__heap_maintain(mt_heap *heap, bool force);
+MT_HIDDEN void mt__heap_collect_remote(mt_heap *heap, unsigned cls);
+
+/* ---- pages (page.c) ---- */
+MT_HIDDEN mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls); /* a page of cls with a free block, or NULL */
+MT_HIDDEN void *mt__large_alloc(mt_heap *heap, size_t size, size_t align);
+MT_HIDDEN void mt__page_empty_local(mt_heap *heap, mt_page *page);
+MT_HIDDEN void mt__page_collect(mt_heap *heap, mt_page *page);
+MT_HIDDEN void mt__page_queue_remove(mt_page_queue *q, mt_page *page);
+MT_HIDDEN void mt__page_queue_push(mt_page_queue *q, mt_page *page);
+MT_HIDDEN void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page);
+MT_HIDDEN void mt__page_retire(mt_heap *heap, mt_page *page); /* give span back */
+
+/* ---- segments (segment.c) ---- */
+MT_HIDDEN void mt__segmap_init(void);
+MT_HIDDEN mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots);
+MT_HIDDEN void mt__segment_span_free(mt_heap *heap, mt_segment *seg, mt_page *page);
+MT_HIDDEN void mt__segment_purge(mt_segment *seg, uint64_t now, uint64_t delay, bool force);
+MT_HIDDEN void mt__segment_release(mt_segment *seg); /* empty segment: cache or unmap */
+MT_HIDDEN void mt__segment_abandon_heap(mt_heap *heap);
+MT_HIDDEN void mt__segment_cache_maintain(uint64_t now, bool force);
+MT_HIDDEN void mt__segment_locks(int what); /* 0 lock, 1 unlock, 2 reinit (fork) */
+MT_HIDDEN uint64_t mt__segment_count(void);
+
+/* ---- huge blocks (huge.c) ---- */
+MT_HIDDEN void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero);
+MT_HIDDEN void mt__huge_free(mt_heap *heap, mt_segment *seg);
+MT_HIDDEN void *mt__huge_realloc(mt_heap *heap, mt_segment *seg, size_t size);
+MT_HIDDEN mt_segment *mt__huge_segment_of(const void *p); /* NULL if not in one */
+MT_HIDDEN void mt__segmap_set(mt_segment *seg, int on);
+MT_HIDDEN void mt__huge_cache_maintain(uint64_t now, bool force);
+MT_HIDDEN void mt__huge_locks(int what);
+
+/* ---- misuse reports (alloc.c) ---- */
+MT_HIDDEN void mt__report(const char *what, const void *p, int cls) MT_COLD;
+
+/* ---- stats (stats.c) ---- */
+MT_HIDDEN void mt__stats_on_countdown(mt_heap *heap);
+MT_HIDDEN void mt__stats_note_peak(void);
+MT_HIDDEN void mt__stats_at_exit(void);
+
+#define MT_COUNTDOWN_BYTES ((int64_t)1 << 20) /* bookkeeping interval without the profiler */
+
+#endif

@@ -1,0 +1,177 @@
+/* heap.c -- process start-up, thread heaps, thread exit, fork
+ *
+ * Heaps live in memory memtally maps for itself, never in the public heap.
+ * They are never unmapped: a heap whose thread exited goes on a free list
+ * and serves the next new thread, keeping its cumulative counters, so sums
+ * over the registry stay exact. The registry is append-only; readers walk it
+ * without a lock. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <string.h>
+
+#include "../options.h"
+#include "../os/os.h"
+#include "alloc.h"
+
+mt_heap mt__heap_empty = {
+    .direct = {[0 ... MT_DIRECT_COUNT - 1] = &mt__page_empty},
+    .current = {[0 ... MT_NCLASSES - 1] = &mt__page_empty},
+    .countdown = INT64_MAX,
+};
+
+__thread mt_heap *mt__tls_heap __attribute__((tls_model("initial-exec"))) = &mt__heap_empty;
+
+static pthread_mutex_t mt_heaps_mutex = PTHREAD_MUTEX_INITIALIZER;
+static mt_heap *_Atomic mt_heaps_all;
+static mt_heap *mt_heaps_free;
+static uint8_t *mt_meta_next, *mt_meta_end;
+static pthread_key_t mt_heap_key;
+static _Atomic int mt_init_state; /* 0 not started, 1 running, 2 done */
+
+void mt__heaps_lock(void) { pthread_mutex_lock(&mt_heaps_mutex); }
+void mt__heaps_unlock(void) { pthread_mutex_unlock(&mt_heaps_mutex); }
+mt_heap *mt__heaps_first(void) { return atomic_load_explicit(&mt_heaps_all, memory_order_acquire); }
+
+static void mt_heap_done(void *arg);
+
+void mt__init(void) {
+  if (mt_likely(atomic_load_explicit(&mt_init_state, memory_order_acquire) == 2)) return;
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&mt_init_state, &expected, 1)) {
+    mt__os_init();
+    mt__options_init();
+    pthread_key_create(&mt_heap_key, mt_heap_done);
+    atomic_store_explicit(&mt_init_state, 2, memory_order_release);
+  } else {
+    while (atomic_load_explicit(&mt_init_state, memory_order_acquire) != 2) {
+    }
+  }
+  mt__options_init(); /* in case the environment was not there yet */
+}
+
+/* Internal memory for heap structs, taken from the OS in 64 KiB chunks. */
+static void *mt_meta_alloc(size_t size) {
+  size = mt_align_up(size, 64);
+  if (mt_meta_next == NULL || (size_t)(mt_meta_end - mt_meta_next) < size) {
+    size_t chunk = size > 64 * MT_KiB ? mt_align_up(size, 4096) : 64 * MT_KiB;
+    uint8_t *p = mt__os_map_aligned(chunk, 4096);
+    if (p == NULL) return NULL;
+    mt__os_commit_add((int64_t)chunk);
+    mt_meta_next = p;
+    mt_meta_end = p + chunk;
+  }
+  void *r = mt_meta_next;
+  mt_meta_next += size;
+  return r;
+}
+
+static void mt_heap_reset(mt_heap *heap) {
+  for (unsigned i = 0; i < MT_DIRECT_COUNT; i++) heap->direct[i] = &mt__page_empty;
+  for (unsigned i = 0; i < MT_NCLASSES; i++) heap->current[i] = &mt__page_empty;
+  memset(heap->avail, 0, sizeof heap->avail);
+  memset(heap->full, 0, sizeof heap->full);
+  heap->segments = NULL;
+  heap->segment_count = 0;
+  heap->countdown = MT_COUNTDOWN_BYTES;
+  atomic_store_explicit(&heap->remote_pending, 0, memory_order_relaxed);
+}
+
+mt_heap *mt__heap_for_thread(void) {
+  mt_heap *heap = mt__tls_heap;
+  if (heap != &mt__heap_empty) return heap;
+  mt__init();
+  pthread_mutex_lock(&mt_heaps_mutex);
+  heap = mt_heaps_free;
+  if (heap != NULL) {
+    mt_heaps_free = heap->next_free;
+  } else {
+    heap = mt_meta_alloc(sizeof(mt_heap));
+    if (heap != NULL) {
+      memset(heap, 0, sizeof *heap);
+      heap->next_all = atomic_load_explicit(&mt_heaps_all, memory_order_relaxed);
+      atomic_store_explicit(&mt_heaps_all, heap, memory_order_release);
+    }
+  }
+  pthread_mutex_unlock(&mt_heaps_mutex);
+  if (heap == NULL) return NULL;
+  mt_heap_reset(heap);
+  heap->tid = mt__os_thread_id();
+  heap->alive = 1;
+  heap->last_maintenance_ms = mt__os_now_ms();
+  mt__tls_heap = heap;
+  /* May allocate (keys past the first 32); the heap is in place already. */
+  pthread_setspecific(mt_heap_key, heap);
+  return heap;
+}
+
+static void mt_heap_done(void *arg) {
+  mt_heap *heap = arg;
+  if (heap == NULL || heap == &mt__heap_empty) return;
+  mt__tls_heap = &mt__heap_empty;
+  mt__segment_abandon_heap(heap);
+  mt_heap_reset(heap);
+  pthread_mutex_lock(&mt_heaps_mutex);
+  heap->alive = 0;
+  heap->next_free = mt_heaps_free;
+  mt_heaps_free = heap;
+  pthread_mutex_unlock(&mt_heaps_mutex);
+}
+
+void mt__heap_maintain(mt_heap *heap, bool force) {
+  uint64_t now = mt__os_now_ms();
+  long long delay = mt__opt[MT_OPT_PURGE_DELAY];
+  heap->last_maintenance_ms = now;
+  for (unsigned c = 0; c < MT_CLASS_COUNT - 1; c++) mt__heap_collect_remote(heap, c);
+  if (delay >= 0 || force) {
+    for (mt_segment *seg = heap->segments; seg != NULL; seg = seg->next)
+      mt__segment_purge(seg, now, delay < 0 ? 0 : (uint64_t)delay, force);
+  }
+  mt__segment_cache_maintain(now, force);
+  mt__huge_cache_maintain(now, force);
+}
+
+void mt_collect(void) {
+  mt_heap *heap = mt__heap_for_thread();
+  if (heap == NULL) return;
+  /* Empty pages kept as a class's current page go back as well. */
+  for (unsigned c = 0; c < MT_NCLASSES; c++) {
+    mt_page *page = heap->current[c];
+    if (page != &mt__page_empty) {
+      mt__page_collect(heap, page);
+      if (page->used == 0) mt__page_retire(heap, page);
+    }
+  }
+  mt__heap_maintain(heap, true);
+}
+
+/* ---- fork: hold every lock across fork so the child finds them free ---- */
+
+static void mt_fork_prepare(void) {
+  pthread_mutex_lock(&mt_heaps_mutex);
+  mt__segment_locks(0);
+  mt__huge_locks(0);
+}
+
+static void mt_fork_parent(void) {
+  mt__huge_locks(1);
+  mt__segment_locks(1);
+  pthread_mutex_unlock(&mt_heaps_mutex);
+}
+
+/* In the child only the forking thread lives on. Other threads' heaps may
+ * have been mid-update, so they are left untouched (their blocks stay
+ * valid; frees into them go to the pages' remote lists). */
+static void mt_fork_child(void) {
+  mt__huge_locks(2);
+  mt__segment_locks(2);
+  pthread_mutex_init(&mt_heaps_mutex, NULL);
+  mt_heap *self = mt__tls_heap;
+  if (self != &mt__heap_empty) self->tid = mt__os_thread_id();
+}
+
+__attribute__((constructor(101))) static void mt_process_start(void) {
+  mt__init();
+  pthread_atfork(mt_fork_prepare, mt_fork_parent, mt_fork_child);
+}
+
+__attribute__((destructor(101))) static void mt_process_end(void) { mt__stats_at_exit(); }

@@ -1,0 +1,227 @@
+/* huge.c -- blocks over 1 MiB: one mapping each, a small cache, mremap growth
+ *
+ * A huge segment is aligned to 4 MiB like any segment, with its header at
+ * the start and the block after it, so free() finds it by masking. Blocks
+ * aligned to 4 MiB or more start beyond the first 4 MiB; those segments are
+ * kept on a short list that free() consults only for addresses the segment
+ * map does not know. Freed huge blocks are kept for reuse up to
+ * MEMTALLY_HUGE_CACHE bytes and unmapped after the purge delay. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "../options.h"
+#include "../os/os.h"
+#include "../track.h"
+#include "alloc.h"
+#include "memtally.h"
+
+static pthread_mutex_t mt_huge_lock = PTHREAD_MUTEX_INITIALIZER;
+static mt_segment *mt_huge_cache;
+static size_t mt_huge_cache_bytes;
+static mt_segment *mt_huge_tails; /* huge segments whose block starts past 4 MiB */
+
+MT_HIDDEN void mt__countdown_hit(mt_heap *heap, void *block, size_t size);
+
+#define MT_HUGE_HEADER (mt_align_up(sizeof(mt_segment), 4096))
+
+void mt__huge_locks(int what) {
+  if (what == 0) pthread_mutex_lock(&mt_huge_lock);
+  else if (what == 1) pthread_mutex_unlock(&mt_huge_lock);
+  else pthread_mutex_init(&mt_huge_lock, NULL);
+}
+
+static size_t mt_huge_offset(size_t align) { return mt_align_up(MT_HUGE_HEADER, align < 64 ? 64 : align); }
+
+mt_segment *mt__huge_segment_of(const void *p) {
+  if (mt_segmap_get(p) == MT_MAP_START) {
+    mt_segment *seg = mt_segment_of(p);
+    if (seg->is_huge && (const uint8_t *)p < (uint8_t *)seg + seg->map_size) return seg;
+    return NULL;
+  }
+  mt_segment *found = NULL;
+  pthread_mutex_lock(&mt_huge_lock);
+  for (mt_segment *s = mt_huge_tails; s != NULL; s = s->next) {
+    if ((const uint8_t *)p >= (uint8_t *)s && (const uint8_t *)p < (uint8_t *)s + s->map_size) {
+      found = s;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&mt_huge_lock);
+  return found;
+}
+
+static void mt_huge_unmap(mt_segment *seg) {
+  if (seg->huge_offset >= MT_SEG_SIZE) {
+    pthread_mutex_lock(&mt_huge_lock);
+    mt_segment **link = &mt_huge_tails;
+    while (*link != NULL && *link != seg) link = &(*link)->next;
+    if (*link == seg) *link = seg->next;
+    pthread_mutex_unlock(&mt_huge_lock);
+  }
+  mt__segmap_set(seg, 0);
+  mt__os_commit_add(-(int64_t)seg->map_size);
+  mt__os_unmap(seg, seg->map_size);
+}
+
+static void mt_huge_account(mt_heap *heap, mt_segment *seg, void *p, size_t size) {
+  mt_counter_add(&heap->nalloc[MT_CLASS_HUGE], 1);
+  mt_counter_add(&heap->huge_bytes_alloc, seg->huge_size);
+  heap->countdown -= (int64_t)seg->huge_size;
+  if (heap->countdown < 0) mt__countdown_hit(heap, p, size);
+}
+
+void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
+  size_t offset = mt_huge_offset(align);
+  size_t ps = mt__os_page_size();
+  if (size > ((size_t)1 << 46)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t need = mt_align_up(offset + size, ps);
+  mt_segment *seg = NULL;
+  if (offset < MT_SEG_SIZE) {
+    pthread_mutex_lock(&mt_huge_lock);
+    mt_segment **best = NULL;
+    for (mt_segment **link = &mt_huge_cache; *link != NULL; link = &(*link)->next) {
+      size_t have = (*link)->map_size;
+      if (have >= need && have <= need + need / 4 + MT_SEG_SIZE && (best == NULL || have < (*best)->map_size))
+        best = link;
+    }
+    if (best != NULL) {
+      seg = *best;
+      *best = seg->next;
+      mt_huge_cache_bytes -= seg->map_size;
+    }
+    pthread_mutex_unlock(&mt_huge_lock);
+  }
+  if (seg != NULL) {
+    if (zero) memset((uint8_t *)seg + offset, 0, size);
+  } else {
+    seg = mt__os_map_aligned(need, MT_SEG_SIZE);
+    if (seg == NULL) return NULL;
+    mt__os_commit_add((int64_t)need);
+    seg->map_size = need;
+    seg->page_shift = 63;
+    seg->is_huge = 1;
+    seg->pages[0].cls = MT_CLASS_HUGE;
+    mt_store(&seg->pages[0].owner_tag, MT_TAG_HUGE);
+    mt__segmap_set(seg, 1);
+  }
+  seg->huge_offset = offset;
+  seg->huge_size = seg->map_size - offset;
+  seg->next = NULL;
+  if (offset >= MT_SEG_SIZE) {
+    pthread_mutex_lock(&mt_huge_lock);
+    seg->next = mt_huge_tails;
+    mt_huge_tails = seg;
+    pthread_mutex_unlock(&mt_huge_lock);
+  }
+  uint8_t *p = (uint8_t *)seg + offset;
+  mt_track_unpoison(p, seg->huge_size);
+  mt_huge_account(heap, seg, p, size);
+  return p;
+}
+
+void mt__huge_free(mt_heap *heap, mt_segment *seg) {
+  if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
+  if (heap != NULL) {
+    mt_counter_add(&heap->nfree[MT_CLASS_HUGE], 1);
+    mt_counter_add(&heap->huge_bytes_free, seg->huge_size);
+  }
+  long long limit = mt__opt[MT_OPT_HUGE_CACHE];
+  if (seg->huge_offset < MT_SEG_SIZE && mt__opt[MT_OPT_PURGE_DELAY] != 0 && (long long)seg->map_size <= limit) {
+    pthread_mutex_lock(&mt_huge_lock);
+    if ((long long)(mt_huge_cache_bytes + seg->map_size) <= limit) {
+      seg->cached_at = mt__os_now_ms();
+      seg->next = mt_huge_cache;
+      mt_huge_cache = seg;
+      mt_huge_cache_bytes += seg->map_size;
+      pthread_mutex_unlock(&mt_huge_lock);
+      return;
+    }
+    pthread_mutex_unlock(&mt_huge_lock);
+  }
+  mt_huge_unmap(seg);
+}
+
+void *mt__huge_realloc(mt_heap *heap, mt_segment *seg, size_t size) {
+  if (heap == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  uint8_t *old = (uint8_t *)seg + seg->huge_offset;
+  size_t ps = mt__os_page_size();
+  if (size > ((size_t)1 << 46)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t need = mt_align_up(seg->huge_offset + size, ps);
+  if (need <= seg->map_size && size >= seg->huge_size / 2) return old;
+  if (need > seg->map_size && seg->huge_offset < MT_SEG_SIZE) {
+    /* Grow with room for further growth (address space only until touched). */
+    size_t want = mt_align_up(need + need / 4, ps);
+    size_t old_size = seg->huge_size;
+    if (mt__os_grow_in_place(seg, seg->map_size, want) == 0) {
+      mt__os_commit_add((int64_t)(want - seg->map_size));
+      seg->map_size = want;
+    } else {
+      /* Move the pages, not the bytes: reserve an aligned range and let the
+       * kernel remap the old mapping onto it. */
+      void *dest = mt__os_map_aligned(want, MT_SEG_SIZE);
+      if (dest == NULL) return NULL;
+      atomic_fetch_add_explicit(&mt__os.mremap_calls, 1, memory_order_relaxed);
+      size_t old_map = seg->map_size;
+      void *moved = mremap(seg, old_map, want, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+      if (moved == MAP_FAILED) {
+        mt__os_unmap(dest, want);
+        goto copy;
+      }
+      atomic_fetch_sub_explicit(&mt__os.mapped, old_map, memory_order_relaxed);
+      mt__segmap_set(seg, 0);
+      mt__os_commit_add((int64_t)(want - old_map));
+      seg = moved;
+      seg->map_size = want;
+      mt__segmap_set(seg, 1);
+    }
+    seg->huge_size = seg->map_size - seg->huge_offset;
+    mt_counter_add(&heap->huge_bytes_alloc, seg->huge_size - old_size);
+    mt_counter_add(&heap->nalloc[MT_CLASS_HUGE], 0);
+    uint8_t *p = (uint8_t *)seg + seg->huge_offset;
+    mt_track_unpoison(p, seg->huge_size);
+    return p;
+  }
+copy:;
+  void *q = mt_malloc(size);
+  if (q == NULL) return NULL;
+  memcpy(q, old, seg->huge_size < size ? seg->huge_size : size);
+  mt__huge_free(heap, seg);
+  return q;
+}
+
+void mt__huge_cache_maintain(uint64_t now, bool force) {
+  long long delay = mt__opt[MT_OPT_PURGE_DELAY];
+  if (delay < 0 && !force) return;
+  mt_segment *expired = NULL;
+  pthread_mutex_lock(&mt_huge_lock);
+  mt_segment **link = &mt_huge_cache;
+  while (*link != NULL) {
+    mt_segment *seg = *link;
+    if (force || now - seg->cached_at >= (uint64_t)delay) {
+      *link = seg->next;
+      mt_huge_cache_bytes -= seg->map_size;
+      seg->next = expired;
+      expired = seg;
+    } else {
+      link = &seg->next;
+    }
+  }
+  pthread_mutex_unlock(&mt_huge_lock);
+  while (expired != NULL) {
+    mt_segment *next = expired->next;
+    mt_huge_unmap(expired);
+    expired = next;
+  }
+}

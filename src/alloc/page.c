@@ -1,0 +1,234 @@
+/* page.c -- pages of one size class: refill, lazy free-list extension, queues, retirement
+ *
+ * A heap keeps, per class, a current page (where malloc pops), a queue of
+ * pages that may have free blocks (avail) and a queue of pages that had none
+ * at the last look (full). A remote free into a full page sets the class bit
+ * in heap->remote_pending, and the owner moves such pages back when it next
+ * runs out of blocks in that class. */
+#include "alloc.h"
+
+#include "../track.h"
+
+mt_page mt__page_empty; /* free == NULL: every pop from it takes the slow path */
+
+#define MT_EXTEND_BYTES 4096 /* memory a free-list extension touches at most */
+
+MT_HIDDEN void mt__countdown_hit(mt_heap *heap, void *block, size_t size);
+
+void mt__page_queue_push(mt_page_queue *q, mt_page *page) {
+  page->prev = NULL;
+  page->next = q->first;
+  if (q->first) q->first->prev = page;
+  else q->last = page;
+  q->first = page;
+}
+
+void mt__page_queue_remove(mt_page_queue *q, mt_page *page) {
+  if (page->prev) page->prev->next = page->next;
+  else q->first = page->next;
+  if (page->next) page->next->prev = page->prev;
+  else q->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page) {
+  heap->current[cls] = page;
+  if (mt__class_size[cls] <= MT_SMALL_MAX) {
+    unsigned lo = cls == 0 ? 0 : mt__class_size[cls - 1] / 16 + 1;
+    unsigned hi = mt__class_size[cls] / 16;
+    for (unsigned i = lo; i <= hi; i++) heap->direct[i] = page;
+  }
+}
+
+/* Take the blocks other threads freed into this page. */
+void mt__page_collect(mt_heap *heap, mt_page *page) {
+  (void)heap;
+  if (atomic_load_explicit(&page->xfree, memory_order_relaxed) == NULL) return;
+  mt_block *list = atomic_exchange_explicit(&page->xfree, NULL, memory_order_acquire);
+  if (list == NULL) return;
+  uint32_t n = 1;
+  mt_block *tail = list;
+  while (tail->next != NULL) {
+    tail = tail->next;
+    n++;
+  }
+  tail->next = page->free;
+  page->free = list;
+  page->used -= n;
+}
+
+static void mt_page_extend(mt_page *page) {
+  uint32_t bsize = page->block_size;
+  uint32_t count = bsize >= MT_EXTEND_BYTES ? 1 : MT_EXTEND_BYTES / bsize;
+  uint32_t left = page->reserved - page->capacity;
+  if (count > left) count = left;
+  uint8_t *first = page->start + (size_t)page->capacity * bsize;
+  uint8_t *p = first;
+  for (uint32_t i = 1; i < count; i++, p += bsize) ((mt_block *)p)->next = (mt_block *)(p + bsize);
+  ((mt_block *)p)->next = page->free;
+  page->free = (mt_block *)first;
+  page->capacity += count;
+}
+
+static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bsize, uint32_t reserved) {
+  mt_segment *seg = mt_segment_of(page);
+  page->start = (uint8_t *)seg + ((size_t)page->first_slot << MT_SLOT_SHIFT);
+  page->block_size = bsize;
+  page->cls = (uint8_t)cls;
+  page->reserved = reserved;
+  page->capacity = 0;
+  page->used = 0;
+  page->free = NULL;
+  page->aligned = 0;
+  atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
+  atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+  page->heap = heap;
+  page->next = page->prev = NULL;
+  mt_track_unpoison(page->start, (size_t)page->slot_count << MT_SLOT_SHIFT);
+  mt_store(&page->owner_tag, (uintptr_t)heap);
+}
+
+static unsigned mt_class_slots(unsigned cls) {
+  size_t want = (size_t)mt__class_size[cls] * 8; /* at least 8 blocks a page */
+  size_t slots = (want + MT_SLOT_SIZE - 1) >> MT_SLOT_SHIFT;
+  return slots == 0 ? 1 : (unsigned)slots;
+}
+
+/* Move a page whose lists are empty to the full queue. Returns 1 if it was
+ * moved, 0 if blocks arrived meanwhile (collected, page stays available). */
+static int mt_page_to_full(mt_heap *heap, mt_page *page) {
+  unsigned cls = page->cls;
+  atomic_store_explicit(&page->in_full, 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&page->xfree, memory_order_relaxed) != NULL) {
+    atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+    mt__page_collect(heap, page);
+    return 0;
+  }
+  mt__page_queue_remove(&heap->avail[cls], page);
+  mt__page_queue_push(&heap->full[cls], page);
+  return 1;
+}
+
+/* Full pages of cls that got remote frees go back to avail (or are retired
+ * when every block came back). */
+void mt__heap_collect_remote(mt_heap *heap, unsigned cls) {
+  uint64_t bit = 1ULL << cls;
+  if (!(atomic_load_explicit(&heap->remote_pending, memory_order_relaxed) & bit)) return;
+  atomic_fetch_and_explicit(&heap->remote_pending, ~bit, memory_order_acq_rel);
+  mt_page *page = heap->full[cls].first;
+  while (page != NULL) {
+    mt_page *next = page->next;
+    if (atomic_load_explicit(&page->xfree, memory_order_relaxed) != NULL) {
+      mt__page_collect(heap, page);
+      if (page->used == 0) {
+        mt__page_retire(heap, page);
+      } else if (cls != MT_CLASS_LARGE) {
+        mt__page_queue_remove(&heap->full[cls], page);
+        atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+        mt__page_queue_push(&heap->avail[cls], page);
+      }
+    }
+    page = next;
+  }
+}
+
+mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls) {
+  mt_page *page = heap->current[cls];
+  if (page != &mt__page_empty) {
+    mt__page_collect(heap, page);
+    if (page->free != NULL) return page;
+    if (page->capacity < page->reserved) {
+      mt_page_extend(page);
+      return page;
+    }
+    if (!mt_page_to_full(heap, page)) return page;
+  }
+  mt__heap_collect_remote(heap, cls);
+  page = heap->avail[cls].first;
+  while (page != NULL) {
+    mt_page *next = page->next;
+    mt__page_collect(heap, page);
+    if (page->free == NULL && page->capacity < page->reserved) mt_page_extend(page);
+    if (page->free != NULL) {
+      mt__page_set_current(heap, cls, page);
+      return page;
+    }
+    mt_page_to_full(heap, page);
+    if (page->free != NULL) {
+      mt__page_set_current(heap, cls, page);
+      return page;
+    }
+    page = next;
+  }
+  uint32_t bsize = mt__class_size[cls];
+  unsigned slots = mt_class_slots(cls);
+  page = mt__segment_span_alloc(heap, slots);
+  if (page == NULL) return NULL;
+  uint32_t reserved = (uint32_t)(((size_t)slots << MT_SLOT_SHIFT) / bsize);
+  mt_page_init(heap, page, cls, bsize, reserved);
+  mt_page_extend(page);
+  mt__page_queue_push(&heap->avail[cls], page);
+  mt__page_set_current(heap, cls, page);
+  return page;
+}
+
+void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
+  mt__heap_collect_remote(heap, MT_CLASS_LARGE);
+  size_t total = size + (align > MT_SLOT_SIZE ? align : 0);
+  unsigned slots = (unsigned)((total + MT_SLOT_SIZE - 1) >> MT_SLOT_SHIFT);
+  mt_page *page = mt__segment_span_alloc(heap, slots);
+  if (page == NULL) return NULL;
+  uint32_t bsize = (uint32_t)((size_t)slots << MT_SLOT_SHIFT);
+  mt_page_init(heap, page, MT_CLASS_LARGE, bsize, 1);
+  page->capacity = 1;
+  page->used = 1;
+  atomic_store_explicit(&page->in_full, 1, memory_order_relaxed);
+  mt__page_queue_push(&heap->full[MT_CLASS_LARGE], page);
+  uint8_t *p = page->start;
+  if (align > MT_SLOT_SIZE) {
+    p = (uint8_t *)mt_align_up((uintptr_t)p, align);
+    if (p != page->start) {
+      page->aligned = 1;
+      mt_store(&page->owner_tag, (uintptr_t)heap | MT_TAG_ALIGNED);
+    }
+  }
+  mt_counter_add(&heap->nalloc[MT_CLASS_LARGE], 1);
+  mt_counter_add(&heap->large_bytes_alloc, bsize);
+  mt_track_malloc(p, size, bsize - (size_t)(p - page->start));
+  heap->countdown -= (int64_t)bsize;
+  if (mt_unlikely(heap->countdown < 0)) mt__countdown_hit(heap, p, size);
+  return p;
+}
+
+void mt__page_retire(mt_heap *heap, mt_page *page) {
+  unsigned cls = page->cls;
+  if (cls < MT_NCLASSES && heap->current[cls] == page) mt__page_set_current(heap, cls, &mt__page_empty);
+  if (atomic_load_explicit(&page->in_full, memory_order_relaxed)) {
+    mt__page_queue_remove(&heap->full[cls], page);
+    atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+  } else {
+    mt__page_queue_remove(&heap->avail[cls], page);
+  }
+  mt__segment_span_free(heap, mt_segment_of(page), page);
+}
+
+/* Called after a local free left the page empty or freed into a full page.
+ * A page with room goes back to avail. An empty page: keep the current page
+ * of a class (the next malloc would only fetch a new one); give any other
+ * span back to its segment. */
+void mt__page_empty_local(mt_heap *heap, mt_page *page) {
+  if (page->used != 0) { /* a local free into a full page: it has room again */
+    mt__page_queue_remove(&heap->full[page->cls], page);
+    atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+    mt__page_queue_push(&heap->avail[page->cls], page);
+    return;
+  }
+  if (page->cls == MT_CLASS_LARGE) {
+    mt_counter_add(&heap->large_bytes_free, page->block_size);
+    mt__page_retire(heap, page);
+    return;
+  }
+  if (heap->current[page->cls] == page) return;
+  mt__page_retire(heap, page);
+}

@@ -1,0 +1,315 @@
+/* segment.c -- 4 MiB segments: the segment map, spans of slots, purging, caching, abandonment
+ *
+ * A segment belongs to one heap. Spans are found first-fit in the 64-bit
+ * free mask, preferring slots still committed (dirty) so that reuse does not
+ * fault memory in again. Freed slots stay committed for the purge delay and
+ * are then returned with madvise. An empty segment goes to a small global
+ * cache, and is unmapped when it stays unused past the delay. A heap whose
+ * thread exits leaves its non-empty segments on the abandoned list, where
+ * the next thread that needs a segment adopts them. */
+#include <pthread.h>
+#include <string.h>
+
+#include "../options.h"
+#include "../os/os.h"
+#include "alloc.h"
+
+_Atomic uint64_t mt__segmap[MT_SEGMAP_WORDS];
+
+static pthread_mutex_t mt_seg_lock = PTHREAD_MUTEX_INITIALIZER;
+static mt_segment *mt_seg_cache;     /* empty segments, newest first */
+static size_t mt_seg_cache_count;
+static mt_segment *mt_seg_abandoned; /* segments whose thread exited */
+static _Atomic uint64_t mt_seg_count;
+
+#define MT_HEADER_BYTES (mt_align_up(sizeof(mt_segment), 4096))
+
+void mt__segmap_set(mt_segment *seg, int on) {
+  uintptr_t a = (uintptr_t)seg;
+  uint64_t bit = 1ULL << ((a >> MT_SEG_SHIFT) & 63);
+  _Atomic uint64_t *w = &mt__segmap[a >> (MT_SEG_SHIFT + 6)];
+  if (on) atomic_fetch_or_explicit(w, bit, memory_order_release);
+  else atomic_fetch_and_explicit(w, ~bit, memory_order_release);
+}
+
+uint64_t mt__segment_count(void) { return mt_load(&mt_seg_count); }
+
+void mt__segment_locks(int what) {
+  if (what == 0) pthread_mutex_lock(&mt_seg_lock);
+  else if (what == 1) pthread_mutex_unlock(&mt_seg_lock);
+  else pthread_mutex_init(&mt_seg_lock, NULL);
+}
+
+static uint64_t mt_span_bits(unsigned first, unsigned slots) {
+  uint64_t bits = slots >= 64 ? ~0ULL : ((1ULL << slots) - 1);
+  return bits << first;
+}
+
+static mt_segment *mt_segment_new(void) {
+  mt_segment *seg = mt__os_map_aligned(MT_SEG_SIZE, MT_SEG_SIZE);
+  if (seg == NULL) return NULL;
+  mt__os_commit_add((int64_t)MT_HEADER_BYTES);
+  seg->page_shift = MT_SLOT_SHIFT;
+  seg->map_size = MT_SEG_SIZE;
+  seg->free_mask = MT_SLOTS_ALL;
+  for (unsigned i = 0; i < MT_SLOTS; i++) seg->pages[i].first_slot = (uint8_t)i;
+  mt__segmap_set(seg, 1);
+  atomic_fetch_add_explicit(&mt_seg_count, 1, memory_order_relaxed);
+  return seg;
+}
+
+static void mt_segment_unmap(mt_segment *seg) {
+  int64_t committed = (int64_t)MT_HEADER_BYTES + (int64_t)__builtin_popcountll(seg->commit_mask) * (int64_t)MT_SLOT_SIZE;
+  mt__os_commit_add(-committed);
+  mt__segmap_set(seg, 0);
+  atomic_fetch_sub_explicit(&mt_seg_count, 1, memory_order_relaxed);
+  mt__os_unmap(seg, MT_SEG_SIZE);
+}
+
+static void mt_heap_link_segment(mt_heap *heap, mt_segment *seg) {
+  seg->heap = heap;
+  seg->prev = NULL;
+  seg->next = heap->segments;
+  if (heap->segments) heap->segments->prev = seg;
+  heap->segments = seg;
+  heap->segment_count++;
+}
+
+static void mt_heap_unlink_segment(mt_heap *heap, mt_segment *seg) {
+  if (seg->prev) seg->prev->next = seg->next;
+  else heap->segments = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  seg->next = seg->prev = NULL;
+  seg->heap = NULL;
+  heap->segment_count--;
+}
+
+static void mt_span_release_slots(mt_segment *seg, mt_page *page, uint32_t now) {
+  unsigned first = page->first_slot, n = page->slot_count;
+  for (unsigned i = first; i < first + n; i++) {
+    mt_store(&seg->pages[i].owner_tag, MT_TAG_NONE);
+    seg->pages[i].first_slot = (uint8_t)i;
+    seg->freed_at[i] = now;
+  }
+  uint64_t bits = mt_span_bits(first, n);
+  seg->free_mask |= bits;
+  seg->dirty_mask |= bits & seg->commit_mask;
+  seg->used_slots -= n;
+}
+
+/* Adopt an abandoned segment: take back remote frees, retire empty pages,
+ * queue the rest in this heap. */
+static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
+  mt_heap_link_segment(heap, seg);
+  uint32_t now = (uint32_t)mt__os_now_ms();
+  for (unsigned i = 1; i < MT_SLOTS;) {
+    mt_page *page = &seg->pages[i];
+    if (seg->free_mask & (1ULL << i)) {
+      i++;
+      continue;
+    }
+    unsigned n = page->slot_count ? page->slot_count : 1;
+    page->heap = heap;
+    mt__page_collect(heap, page);
+    if (page->used == 0) {
+      mt_span_release_slots(seg, page, now);
+    } else {
+      unsigned cls = page->cls;
+      page->next = page->prev = NULL;
+      if (cls == MT_CLASS_LARGE || (page->free == NULL && page->capacity >= page->reserved)) {
+        atomic_store_explicit(&page->in_full, 1, memory_order_relaxed);
+        mt__page_queue_push(&heap->full[cls], page);
+      } else {
+        atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+        mt__page_queue_push(&heap->avail[cls], page);
+      }
+      atomic_thread_fence(memory_order_release);
+      mt_store(&page->owner_tag, (uintptr_t)heap | (page->aligned ? MT_TAG_ALIGNED : 0));
+    }
+    i += n;
+  }
+  /* blocks that arrived on full pages while we looked */
+  atomic_fetch_or_explicit(&heap->remote_pending, ~0ULL, memory_order_relaxed);
+}
+
+static mt_segment *mt_segment_acquire(mt_heap *heap) {
+  pthread_mutex_lock(&mt_seg_lock);
+  mt_segment *seg = mt_seg_abandoned;
+  if (seg != NULL) {
+    mt_seg_abandoned = seg->next;
+    pthread_mutex_unlock(&mt_seg_lock);
+    seg->next = NULL;
+    mt_segment_adopt(heap, seg);
+    return seg;
+  }
+  seg = mt_seg_cache;
+  if (seg != NULL) {
+    mt_seg_cache = seg->next;
+    mt_seg_cache_count--;
+  }
+  pthread_mutex_unlock(&mt_seg_lock);
+  if (seg == NULL) seg = mt_segment_new();
+  if (seg == NULL) return NULL;
+  mt_heap_link_segment(heap, seg);
+  return seg;
+}
+
+/* First slot of a run of `slots` free slots in mask, or -1. */
+static int mt_find_run(uint64_t mask, unsigned slots) {
+  uint64_t x = mask;
+  for (unsigned k = 1; k < slots && x; k++) x &= x >> 1;
+  return x ? __builtin_ctzll(x) : -1;
+}
+
+static mt_page *mt_segment_take(mt_segment *seg, unsigned first, unsigned slots) {
+  uint64_t bits = mt_span_bits(first, slots);
+  seg->free_mask &= ~bits;
+  seg->dirty_mask &= ~bits;
+  uint64_t fresh = bits & ~seg->commit_mask;
+  if (fresh) mt__os_commit_add((int64_t)__builtin_popcountll(fresh) * (int64_t)MT_SLOT_SIZE);
+  seg->commit_mask |= bits;
+  seg->used_slots += slots;
+  mt_page *page = &seg->pages[first];
+  page->slot_count = (uint8_t)slots;
+  page->first_slot = (uint8_t)first;
+  for (unsigned i = first + 1; i < first + slots; i++) {
+    seg->pages[i].first_slot = (uint8_t)first;
+    mt_store(&seg->pages[i].owner_tag, MT_TAG_INTERIOR);
+  }
+  return page;
+}
+
+static mt_page *mt_segment_try(mt_segment *seg, unsigned slots) {
+  if ((unsigned)__builtin_popcountll(seg->free_mask) < slots) return NULL;
+  int first = mt_find_run(seg->dirty_mask & seg->free_mask, slots);
+  if (first < 0) first = mt_find_run(seg->free_mask, slots);
+  if (first < 0) return NULL;
+  return mt_segment_take(seg, (unsigned)first, slots);
+}
+
+mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots) {
+  for (mt_segment *seg = heap->segments; seg != NULL; seg = seg->next) {
+    mt_page *page = mt_segment_try(seg, slots);
+    if (page != NULL) return page;
+  }
+  for (int tries = 0; tries < 64; tries++) {
+    mt_segment *seg = mt_segment_acquire(heap);
+    if (seg == NULL) return NULL;
+    mt_page *page = mt_segment_try(seg, slots);
+    if (page != NULL) return page;
+  }
+  return NULL;
+}
+
+void mt__segment_purge(mt_segment *seg, uint64_t now, uint64_t delay, bool force) {
+  uint64_t due = 0;
+  uint64_t dirty = seg->dirty_mask & seg->free_mask;
+  while (dirty) {
+    unsigned i = (unsigned)__builtin_ctzll(dirty);
+    dirty &= dirty - 1;
+    if (force || (uint32_t)((uint32_t)now - seg->freed_at[i]) >= delay) due |= 1ULL << i;
+  }
+  if (!due) return;
+  seg->dirty_mask &= ~due;
+  seg->commit_mask &= ~due;
+  mt__os_commit_add(-(int64_t)__builtin_popcountll(due) * (int64_t)MT_SLOT_SIZE);
+  while (due) { /* one madvise per run of slots */
+    unsigned first = (unsigned)__builtin_ctzll(due);
+    unsigned n = (unsigned)__builtin_ctzll(~(due >> first));
+    if (first + n > 64) n = 64 - first;
+    mt__os_purge((uint8_t *)seg + ((size_t)first << MT_SLOT_SHIFT), (size_t)n << MT_SLOT_SHIFT);
+    due &= ~mt_span_bits(first, n);
+  }
+}
+
+void mt__segment_release(mt_segment *seg) {
+  seg->heap = NULL;
+  seg->cached_at = mt__os_now_ms();
+  pthread_mutex_lock(&mt_seg_lock);
+  if (mt_seg_cache_count < (size_t)mt__opt[MT_OPT_SEGMENT_CACHE] && mt__opt[MT_OPT_PURGE_DELAY] != 0) {
+    seg->next = mt_seg_cache;
+    mt_seg_cache = seg;
+    mt_seg_cache_count++;
+    pthread_mutex_unlock(&mt_seg_lock);
+    return;
+  }
+  pthread_mutex_unlock(&mt_seg_lock);
+  mt_segment_unmap(seg);
+}
+
+void mt__segment_span_free(mt_heap *heap, mt_segment *seg, mt_page *page) {
+  uint64_t now = mt__os_now_ms();
+  mt_span_release_slots(seg, page, (uint32_t)now);
+  long long delay = mt__opt[MT_OPT_PURGE_DELAY];
+  if (seg->used_slots == 0 && heap->segment_count > 1) {
+    mt_heap_unlink_segment(heap, seg);
+    mt__segment_release(seg);
+    return;
+  }
+  if (delay == 0) mt__segment_purge(seg, now, 0, true);
+}
+
+void mt__segment_cache_maintain(uint64_t now, bool force) {
+  long long delay = mt__opt[MT_OPT_PURGE_DELAY];
+  if (delay < 0 && !force) return;
+  mt_segment *expired = NULL;
+  pthread_mutex_lock(&mt_seg_lock);
+  mt_segment **link = &mt_seg_cache;
+  while (*link != NULL) {
+    mt_segment *seg = *link;
+    if (force || now - seg->cached_at >= (uint64_t)delay) {
+      *link = seg->next;
+      mt_seg_cache_count--;
+      seg->next = expired;
+      expired = seg;
+    } else {
+      link = &seg->next;
+    }
+  }
+  pthread_mutex_unlock(&mt_seg_lock);
+  while (expired != NULL) {
+    mt_segment *next = expired->next;
+    mt_segment_unmap(expired);
+    expired = next;
+  }
+}
+
+/* The heap's thread is exiting: give back what is empty, leave the rest for
+ * adoption. Remote frees into these pages keep landing on page->xfree. */
+void mt__segment_abandon_heap(mt_heap *heap) {
+  uint32_t now = (uint32_t)mt__os_now_ms();
+  mt_segment *seg = heap->segments;
+  while (seg != NULL) {
+    mt_segment *next = seg->next;
+    for (unsigned i = 1; i < MT_SLOTS;) {
+      mt_page *page = &seg->pages[i];
+      if (seg->free_mask & (1ULL << i)) {
+        i++;
+        continue;
+      }
+      unsigned n = page->slot_count ? page->slot_count : 1;
+      mt__page_collect(heap, page);
+      if (page->used == 0) {
+        mt_span_release_slots(seg, page, now);
+      } else {
+        page->aligned = (mt_load(&page->owner_tag) & MT_TAG_ALIGNED) ? 1 : page->aligned;
+        mt_store(&page->owner_tag, MT_TAG_ABANDONED);
+        page->heap = NULL;
+        atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+        page->next = page->prev = NULL;
+      }
+      i += n;
+    }
+    mt_heap_unlink_segment(heap, seg);
+    if (seg->used_slots == 0) {
+      mt__segment_release(seg);
+    } else {
+      mt__segment_purge(seg, now, 0, true);
+      pthread_mutex_lock(&mt_seg_lock);
+      seg->next = mt_seg_abandoned;
+      mt_seg_abandoned = seg;
+      pthread_mutex_unlock(&mt_seg_lock);
+    }
+    seg = next;
+  }
+}

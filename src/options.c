@@ -1,0 +1,149 @@
+/* options.c -- MEMTALLY_* environment options: one table, parsed once
+ *
+ * Booleans accept 1/0/on/off/yes/no/true/false; sizes accept K, M, G
+ * suffixes (powers of 1024). An invalid value prints one warning naming the
+ * variable and keeps the default. Nothing here allocates. */
+#include "options.h"
+
+#include <string.h>
+
+#include "memtally.h"
+#include "os/os.h"
+
+typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE } mt_option_kind;
+
+typedef struct mt_option_desc {
+  const char *name;
+  mt_option_kind kind;
+  long long def;
+  long long min, max;
+  const char *default_text;
+  const char *description;
+} mt_option_desc;
+
+static const mt_option_desc mt_options[MT_OPT_COUNT] = {
+    [MT_OPT_STATS] = {"MEMTALLY_STATS", MT_KIND_BOOL, 0, 0, 1, "0",
+                      "Print the statistics table to stderr at exit."},
+    [MT_OPT_ABORT] = {"MEMTALLY_ABORT", MT_KIND_BOOL, 1, 0, 1, "1",
+                      "Abort after reporting heap misuse (double free, foreign pointer); 0 reports and carries on."},
+    [MT_OPT_PURGE_DELAY] = {"MEMTALLY_PURGE_DELAY", MT_KIND_INT, 10, -1, 3600000, "10",
+                            "Milliseconds a free page stays committed before it is returned to the OS (0: at once, -1: never)."},
+    [MT_OPT_SEGMENT_CACHE] = {"MEMTALLY_SEGMENT_CACHE", MT_KIND_INT, 8, 0, 1024, "8",
+                              "Empty 4 MiB segments kept mapped process-wide for reuse."},
+    [MT_OPT_HUGE_CACHE] = {"MEMTALLY_HUGE_CACHE", MT_KIND_SIZE, 64LL << 20, 0, 1LL << 40, "64M",
+                           "Bytes of freed huge blocks (over 1 MiB) kept mapped for reuse."},
+    [MT_OPT_VERBOSE] = {"MEMTALLY_VERBOSE", MT_KIND_BOOL, 0, 0, 1, "0",
+                        "Print notes about option values and OS failures to stderr."},
+};
+
+long long mt__opt[MT_OPT_COUNT];
+static _Atomic int mt_options_defaulted;
+
+static _Atomic int mt_options_done;
+
+static int mt_streq_nocase(const char *a, const char *b) {
+  for (; *a && *b; a++, b++) {
+    char x = (*a >= 'A' && *a <= 'Z') ? (char)(*a + 32) : *a;
+    if (x != *b) return 0;
+  }
+  return *a == 0 && *b == 0;
+}
+
+int mt__option_parse(mt_option_id id, const char *text, long long *out) {
+  const mt_option_desc *d = &mt_options[id];
+  if (text == NULL) return -1;
+  while (*text == ' ') text++;
+  if (d->kind == MT_KIND_BOOL) {
+    static const char *yes[] = {"1", "on", "yes", "true"};
+    static const char *no[] = {"0", "off", "no", "false"};
+    for (int i = 0; i < 4; i++) {
+      if (mt_streq_nocase(text, yes[i])) return *out = 1, 0;
+      if (mt_streq_nocase(text, no[i])) return *out = 0, 0;
+    }
+    return -1;
+  }
+  int neg = 0;
+  const char *s = text;
+  if (*s == '-') neg = 1, s++;
+  if (*s < '0' || *s > '9') return -1;
+  unsigned long long v = 0;
+  while (*s >= '0' && *s <= '9') {
+    if (v > (1ULL << 50)) return -1; /* far beyond any option's range */
+    v = v * 10 + (unsigned)(*s++ - '0');
+  }
+  if (d->kind == MT_KIND_SIZE) {
+    int shift = 0;
+    switch (*s) {
+      case 'k': case 'K': shift = 10; s++; break;
+      case 'm': case 'M': shift = 20; s++; break;
+      case 'g': case 'G': shift = 30; s++; break;
+      default: break;
+    }
+    if (shift && (*s == 'i' || *s == 'I')) s++;
+    if (shift && (*s == 'b' || *s == 'B')) s++;
+    if (v > (1ULL << 50) >> shift) return -1;
+    v <<= shift;
+  }
+  if (*s != 0) return -1;
+  long long r = neg ? -(long long)v : (long long)v;
+  if (r < d->min || r > d->max) return -1;
+  *out = r;
+  return 0;
+}
+
+static void mt_option_warn(const mt_option_desc *d, const char *text) {
+  char buf[512];
+  size_t n = 0;
+  const char *parts[] = {"memtally: warning: invalid value '", text, "' for ", d->name, "; using the default ",
+                         d->default_text, "\n"};
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    for (const char *p = parts[i]; *p && n < sizeof buf - 2; p++) buf[n++] = *p;
+  }
+  if (n >= sizeof buf - 2) buf[n++] = '\n';
+  mt__os_write_err(buf, n);
+}
+
+void mt__options_init(void) {
+  if (mt_load(&mt_options_done)) return;
+  if (!mt_load(&mt_options_defaulted)) {
+    for (int i = 0; i < MT_OPT_COUNT; i++) mt__opt[i] = mt_options[i].def;
+    mt_store(&mt_options_defaulted, 1);
+  }
+  const char *probe = mt__os_getenv("PATH");
+  extern char **environ;
+  if (environ == NULL && probe == NULL) return; /* too early: try again later */
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&mt_options_done, &expected, 1)) return;
+  for (int i = 0; i < MT_OPT_COUNT; i++) {
+    const char *text = mt__os_getenv(mt_options[i].name);
+    if (text == NULL) continue;
+    long long v;
+    if (mt__option_parse((mt_option_id)i, text, &v) == 0) {
+      mt__opt[i] = v;
+    } else {
+      mt_option_warn(&mt_options[i], text);
+    }
+  }
+}
+
+/* ---- public API ---- */
+
+size_t mt_option_count(void) { return MT_OPT_COUNT; }
+
+int mt_option_get_info(size_t index, mt_option_info *out) {
+  if (index >= MT_OPT_COUNT || out == NULL) return -1;
+  out->name = mt_options[index].name;
+  out->default_text = mt_options[index].default_text;
+  out->description = mt_options[index].description;
+  return 0;
+}
+
+long long mt_option_value(const char *name) {
+  if (name == NULL) return -1;
+  mt__options_init();
+  for (int i = 0; i < MT_OPT_COUNT; i++) {
+    const char *full = mt_options[i].name;
+    if (strcmp(name, full) == 0 || strcmp(name, full + 9) == 0) return mt__opt[i];
+  }
+  return -1;
+}

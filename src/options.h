@@ -1,0 +1,26 @@
+/* options.h -- the one table of MEMTALLY_* options, parsed once at start */
+#ifndef MT_OPTIONS_H
+#define MT_OPTIONS_H
+
+#include "common.h"
+
+typedef enum mt_option_id {
+  MT_OPT_STATS,
+  MT_OPT_ABORT,
+  MT_OPT_PURGE_DELAY,
+  MT_OPT_SEGMENT_CACHE,
+  MT_OPT_HUGE_CACHE,
+  MT_OPT_VERBOSE,
+  MT_OPT_COUNT
+} mt_option_id;
+
+/* Current values; valid after mt__options_init (defaults before). */
+MT_HIDDEN extern long long mt__opt[MT_OPT_COUNT];
+/* Parse the environment. Safe to call more than once; only the first call
+ * that sees an environment does the work. Never allocates. */
+MT_HIDDEN void mt__options_init(void);
+/* Parse one value for option id (exposed for the fuzz and unit tests):
+ * returns 0 and sets *out, or -1 when the text is not valid for the kind. */
+MT_HIDDEN int mt__option_parse(mt_option_id id, const char *text, long long *out);
+
+#endif

@@ -1,0 +1,152 @@
+/* linux.c -- the Linux side of os.h: mmap, madvise, /proc, clocks, stderr
+ *
+ * Everything that talks to the kernel lives here. Mappings are counted in
+ * mt__os so that statistics can reconcile committed bytes with RSS. */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+mt_os_counters mt__os;
+static size_t mt_os_pagesize = 4096;
+extern char **environ;
+
+void mt__os_init(void) {
+  long ps = sysconf(_SC_PAGESIZE);
+  if (ps > 0) mt_os_pagesize = (size_t)ps;
+}
+
+size_t mt__os_page_size(void) { return mt_os_pagesize; }
+
+static void *mt_os_mmap(size_t size) {
+  atomic_fetch_add_explicit(&mt__os.mmap_calls, 1, memory_order_relaxed);
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return p;
+}
+
+static void mt_os_munmap_raw(void *p, size_t size) {
+  if (size == 0) return;
+  atomic_fetch_add_explicit(&mt__os.munmap_calls, 1, memory_order_relaxed);
+  munmap(p, size);
+}
+
+void *mt__os_map_aligned(size_t size, size_t align) {
+  if (size > (SIZE_MAX >> 2) || align > (SIZE_MAX >> 2)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  /* Over-map by the alignment and trim both ends: three syscalls, and the
+   * trimmed ends never held memory. */
+  if (align <= mt_os_pagesize) {
+    uint8_t *q = mt_os_mmap(size);
+    if (q == NULL) return NULL;
+    atomic_fetch_add_explicit(&mt__os.mapped, size, memory_order_relaxed);
+    return q;
+  }
+  uint8_t *p = mt_os_mmap(size + align);
+  if (p == NULL) return NULL;
+  uint8_t *aligned = (uint8_t *)mt_align_up((uintptr_t)p, align);
+  mt_os_munmap_raw(p, (size_t)(aligned - p));
+  mt_os_munmap_raw(aligned + size, (size_t)((p + size + align) - (aligned + size)));
+  p = aligned;
+  atomic_fetch_add_explicit(&mt__os.mapped, size, memory_order_relaxed);
+  return p;
+}
+
+void *mt__os_reserve(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void mt__os_unmap(void *p, size_t size) {
+  mt_os_munmap_raw(p, size);
+  atomic_fetch_sub_explicit(&mt__os.mapped, size, memory_order_relaxed);
+}
+
+void mt__os_purge(void *p, size_t size) {
+  atomic_fetch_add_explicit(&mt__os.madvise_calls, 1, memory_order_relaxed);
+  madvise(p, size, MADV_DONTNEED);
+}
+
+int mt__os_grow_in_place(void *p, size_t old_size, size_t new_size) {
+  atomic_fetch_add_explicit(&mt__os.mremap_calls, 1, memory_order_relaxed);
+  void *q = mremap(p, old_size, new_size, 0);
+  if (q == MAP_FAILED) return -1;
+  atomic_fetch_add_explicit(&mt__os.mapped, new_size - old_size, memory_order_relaxed);
+  return 0;
+}
+
+int mt__os_protect(void *p, size_t size, int readable) {
+  return mprotect(p, size, readable ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
+
+void mt__os_commit_add(int64_t delta) {
+  uint64_t now = atomic_fetch_add_explicit(&mt__os.committed, (uint64_t)delta, memory_order_relaxed) + (uint64_t)delta;
+  if (delta > 0) {
+    uint64_t peak = atomic_load_explicit(&mt__os.committed_peak, memory_order_relaxed);
+    while (now > peak && !atomic_compare_exchange_weak_explicit(&mt__os.committed_peak, &peak, now,
+                                                                memory_order_relaxed, memory_order_relaxed)) {
+    }
+  }
+}
+
+uint64_t mt__os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t mt__os_rss(void) {
+  /* /proc/self/statm: size resident shared ... (in pages); read with a
+   * stack buffer, no stdio. */
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char *s = buf;
+  while (*s && *s != ' ') s++;
+  while (*s == ' ') s++;
+  uint64_t pages = 0;
+  while (*s >= '0' && *s <= '9') pages = pages * 10 + (uint64_t)(*s++ - '0');
+  return pages * mt_os_pagesize;
+}
+
+uint64_t mt__os_thread_id(void) { return (uint64_t)syscall(SYS_gettid); }
+
+void mt__os_write_err(const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(2, s, n);
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR) continue;
+      return;
+    }
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+const char *mt__os_getenv(const char *name) {
+  if (environ == NULL) return NULL;
+  size_t len = strlen(name);
+  for (char **e = environ; *e != NULL; e++) {
+    if (strncmp(*e, name, len) == 0 && (*e)[len] == '=') return *e + len + 1;
+  }
+  return NULL;
+}
+
+void mt__os_abort(void) { abort(); }

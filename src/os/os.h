@@ -1,0 +1,45 @@
+/* os.h -- the contract between memtally and the kernel: mappings, purging, time, output */
+#ifndef MT_OS_H
+#define MT_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../common.h"
+
+/* Counters kept by the OS layer (shared atomics: only touched on slow paths). */
+typedef struct mt_os_counters {
+  _Atomic uint64_t committed;      /* bytes mapped read-write and not purged */
+  _Atomic uint64_t committed_peak;
+  _Atomic uint64_t mapped;         /* bytes of address space mapped */
+  _Atomic uint64_t mmap_calls, munmap_calls, madvise_calls, mremap_calls;
+} mt_os_counters;
+
+MT_HIDDEN extern mt_os_counters mt__os;
+
+MT_HIDDEN void mt__os_init(void);
+MT_HIDDEN size_t mt__os_page_size(void);
+/* Map size bytes aligned to align (a power of two >= page size), read-write,
+ * counted as mapped but not committed. NULL on failure (errno set). */
+MT_HIDDEN void *mt__os_map_aligned(size_t size, size_t align);
+/* Reserve address space that is committed lazily by the kernel and never
+ * counted (for sparse internal tables). */
+MT_HIDDEN void *mt__os_reserve(size_t size);
+MT_HIDDEN void mt__os_unmap(void *p, size_t size);
+/* Drop the pages' contents and their memory; they read back as zero. */
+MT_HIDDEN void mt__os_purge(void *p, size_t size);
+/* Try to grow a mapping in place; 0 on success. */
+MT_HIDDEN int mt__os_grow_in_place(void *p, size_t old_size, size_t new_size);
+MT_HIDDEN void mt__os_commit_add(int64_t delta);
+MT_HIDDEN int mt__os_protect(void *p, size_t size, int readable);
+/* Milliseconds from an arbitrary start, monotonic. */
+MT_HIDDEN uint64_t mt__os_now_ms(void);
+/* Resident set size of the process in bytes, 0 if unknown. */
+MT_HIDDEN uint64_t mt__os_rss(void);
+MT_HIDDEN uint64_t mt__os_thread_id(void);
+/* Write to stderr with no allocation and no stdio. */
+MT_HIDDEN void mt__os_write_err(const char *s, size_t n);
+/* getenv that works before libc is fully set up (reads environ). */
+MT_HIDDEN const char *mt__os_getenv(const char *name);
+MT_HIDDEN void mt__os_abort(void) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,98 @@
+/* override.c -- the exported malloc family, glibc's __libc_* aliases and C++ new/delete
+ *
+ * Built into libmemtally.so and libmemtally.a (not into the sanitizer build,
+ * which goes through the mt_ API). Each entry is a tail call into the mt_
+ * function. operator new follows the C++ rules without linking the C++
+ * runtime: on failure it calls the installed new_handler and, when there is
+ * none, throws std::bad_alloc through libstdc++'s own helper, both resolved
+ * weakly (a program that calls operator new has libstdc++ loaded). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stddef.h>
+
+#include "common.h"
+#include "memtally.h"
+#include "os/os.h"
+
+#define MT_EXPORT __attribute__((visibility("default")))
+
+MT_EXPORT void *malloc(size_t n) { return mt_malloc(n); }
+MT_EXPORT void free(void *p) { mt_free(p); }
+MT_EXPORT void *calloc(size_t c, size_t n) { return mt_calloc(c, n); }
+MT_EXPORT void *realloc(void *p, size_t n) { return mt_realloc(p, n); }
+MT_EXPORT void *reallocarray(void *p, size_t c, size_t n) { return mt_reallocarray(p, c, n); }
+MT_EXPORT void *memalign(size_t a, size_t n) { return mt_memalign(a, n); }
+MT_EXPORT int posix_memalign(void **out, size_t a, size_t n) { return mt_posix_memalign(out, a, n); }
+MT_EXPORT void *aligned_alloc(size_t a, size_t n) { return mt_aligned_alloc(a, n); }
+MT_EXPORT void *valloc(size_t n) { return mt_valloc(n); }
+MT_EXPORT void *pvalloc(size_t n) { return mt_pvalloc(n); }
+MT_EXPORT size_t malloc_usable_size(void *p) { return mt_usable_size(p); }
+MT_EXPORT void cfree(void *p) { mt_free(p); }
+MT_EXPORT int malloc_trim(size_t pad) {
+  (void)pad;
+  mt_collect();
+  return 1;
+}
+
+MT_EXPORT void *__libc_malloc(size_t n) { return mt_malloc(n); }
+MT_EXPORT void __libc_free(void *p) { mt_free(p); }
+MT_EXPORT void *__libc_calloc(size_t c, size_t n) { return mt_calloc(c, n); }
+MT_EXPORT void *__libc_realloc(void *p, size_t n) { return mt_realloc(p, n); }
+MT_EXPORT void *__libc_memalign(size_t a, size_t n) { return mt_memalign(a, n); }
+MT_EXPORT void *__libc_valloc(size_t n) { return mt_valloc(n); }
+MT_EXPORT void *__libc_pvalloc(size_t n) { return mt_pvalloc(n); }
+
+/* ---- C++ operator new / delete (Itanium ABI names) ---- */
+
+typedef void (*mt_new_handler)(void);
+extern mt_new_handler _ZSt15get_new_handlerv(void) __attribute__((weak));
+extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
+
+static MT_NOINLINE void *mt_new_fail(size_t n, size_t align, int nothrow) {
+  for (;;) {
+    mt_new_handler h = _ZSt15get_new_handlerv ? _ZSt15get_new_handlerv() : NULL;
+    if (h == NULL) break;
+    h(); /* may throw, free memory or abort */
+    void *p = align ? mt_aligned_alloc(align, (n + align - 1) & ~(align - 1)) : mt_malloc(n);
+    if (p != NULL) return p;
+  }
+  if (nothrow) return NULL;
+  if (_ZSt17__throw_bad_allocv) _ZSt17__throw_bad_allocv();
+  mt__os_write_err("memtally: error: operator new failed and no C++ runtime to throw bad_alloc\n", 71);
+  mt__os_abort();
+}
+
+MT_INLINE void *mt_new(size_t n) {
+  void *p = mt_malloc(n);
+  return mt_likely(p != NULL) ? p : mt_new_fail(n, 0, 0);
+}
+MT_INLINE void *mt_new_nothrow(size_t n) {
+  void *p = mt_malloc(n);
+  return mt_likely(p != NULL) ? p : mt_new_fail(n, 0, 1);
+}
+MT_INLINE void *mt_new_aligned(size_t n, size_t a, int nothrow) {
+  void *p = mt_is_pow2(a) ? mt_memalign(a, n) : NULL;
+  return mt_likely(p != NULL) ? p : mt_new_fail(n, a, nothrow);
+}
+
+MT_EXPORT void *_Znwm(size_t n) { return mt_new(n); }
+MT_EXPORT void *_Znam(size_t n) { return mt_new(n); }
+MT_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *t) { (void)t; return mt_new_nothrow(n); }
+MT_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *t) { (void)t; return mt_new_nothrow(n); }
+MT_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) { return mt_new_aligned(n, a, 0); }
+MT_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) { return mt_new_aligned(n, a, 0); }
+MT_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return mt_new_aligned(n, a, 1); }
+MT_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return mt_new_aligned(n, a, 1); }
+
+MT_EXPORT void _ZdlPv(void *p) { mt_free(p); }
+MT_EXPORT void _ZdaPv(void *p) { mt_free(p); }
+MT_EXPORT void _ZdlPvm(void *p, size_t n) { mt_free_sized(p, n); }
+MT_EXPORT void _ZdaPvm(void *p, size_t n) { mt_free_sized(p, n); }
+MT_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *t) { (void)t; mt_free(p); }
+MT_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *t) { (void)t; mt_free(p); }
+MT_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a; mt_free(p); }
+MT_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) { (void)a; mt_free(p); }
+MT_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)a; mt_free_sized(p, n); }
+MT_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)a; mt_free_sized(p, n); }
+MT_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) { (void)a; (void)t; mt_free(p); }
+MT_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) { (void)a; (void)t; mt_free(p); }
