@@ -147,7 +147,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
   page = mt_page_resolve(seg, page);
   uintptr_t tag = mt_load(&page->owner_tag);
   if (tag == MT_TAG_NONE || tag == MT_TAG_INTERIOR || tag == MT_TAG_HUGE ||
-      (uint8_t *)p < page->start || (uint8_t *)p >= page->start + (size_t)page->capacity * page->block_size) {
+      (uint8_t *)p < page->start || (uint8_t *)p >= page->start + (size_t)page->reserved * page->block_size) {
     mt__report("free of a pointer that is not an allocated block", p, -1);
     goto done;
   }
@@ -189,12 +189,12 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
   }
   do {
     b->next = head;
-  } while (!atomic_compare_exchange_weak_explicit(&page->xfree, &head, b, memory_order_release, memory_order_relaxed));
-  /* The CAS is a full barrier on x86 and seq_cst here in effect: either the
-   * owner's re-check after setting in_full sees our block, or we see in_full. */
-  atomic_thread_fence(memory_order_seq_cst);
-  if (head == NULL && atomic_load_explicit(&page->in_full, memory_order_relaxed)) {
-    mt_heap *owner = page->heap;
+  } while (!atomic_compare_exchange_weak_explicit(&page->xfree, &head, b, memory_order_seq_cst, memory_order_relaxed));
+  /* seq_cst CAS then load, paired with the owner's store of in_full then load
+   * of xfree (mt_page_to_full): either the owner sees our block or we see
+   * in_full and flag the page's class. */
+  if (head == NULL && atomic_load_explicit(&page->in_full, memory_order_seq_cst)) {
+    mt_heap *owner = mt_load(&page->heap);
     if (owner != NULL) atomic_fetch_or_explicit(&owner->remote_pending, 1ULL << page->cls, memory_order_relaxed);
   }
 done:

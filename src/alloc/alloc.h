@@ -70,7 +70,7 @@ typedef struct mt_page {
   uint32_t reserved;             /* blocks that fit in the span */
   _Atomic(mt_block *) xfree;     /* blocks freed by other threads */
   uint8_t *start;                /* first block */
-  struct mt_heap *heap;          /* owner, for remote frees to flag full pages */
+  struct mt_heap *_Atomic heap;  /* owner, for remote frees to flag full pages */
   struct mt_page *next, *prev;   /* queue links within the heap */
 } mt_page;
 

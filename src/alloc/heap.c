@@ -12,6 +12,7 @@
 #include "../options.h"
 #include "../os/os.h"
 #include "alloc.h"
+#include "memtally.h"
 
 mt_heap mt__heap_empty = {
     .direct = {[0 ... MT_DIRECT_COUNT - 1] = &mt__page_empty},

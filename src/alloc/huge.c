@@ -100,7 +100,7 @@ void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
   if (seg != NULL) {
     if (zero) memset((uint8_t *)seg + offset, 0, size);
   } else {
-    seg = mt__os_map_aligned(need, MT_SEG_SIZE);
+    seg = mt__os_map_aligned(need, align > MT_SEG_SIZE ? align : MT_SEG_SIZE);
     if (seg == NULL) return NULL;
     mt__os_commit_add((int64_t)need);
     seg->map_size = need;

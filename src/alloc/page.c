@@ -82,7 +82,7 @@ static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bs
   page->aligned = 0;
   atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
   atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
-  page->heap = heap;
+  mt_store(&page->heap, heap);
   page->next = page->prev = NULL;
   mt_track_unpoison(page->start, (size_t)page->slot_count << MT_SLOT_SHIFT);
   mt_store(&page->owner_tag, (uintptr_t)heap);
@@ -98,9 +98,10 @@ static unsigned mt_class_slots(unsigned cls) {
  * moved, 0 if blocks arrived meanwhile (collected, page stays available). */
 static int mt_page_to_full(mt_heap *heap, mt_page *page) {
   unsigned cls = page->cls;
-  atomic_store_explicit(&page->in_full, 1, memory_order_relaxed);
-  atomic_thread_fence(memory_order_seq_cst);
-  if (atomic_load_explicit(&page->xfree, memory_order_relaxed) != NULL) {
+  /* seq_cst store then load, paired with the remote free's seq_cst CAS then
+   * load: one side always sees the other. */
+  atomic_store_explicit(&page->in_full, 1, memory_order_seq_cst);
+  if (atomic_load_explicit(&page->xfree, memory_order_seq_cst) != NULL) {
     atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
     mt__page_collect(heap, page);
     return 0;

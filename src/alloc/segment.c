@@ -109,7 +109,7 @@ static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
       continue;
     }
     unsigned n = page->slot_count ? page->slot_count : 1;
-    page->heap = heap;
+    mt_store(&page->heap, heap);
     mt__page_collect(heap, page);
     if (page->used == 0) {
       mt_span_release_slots(seg, page, now);
@@ -123,8 +123,8 @@ static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
         atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
         mt__page_queue_push(&heap->avail[cls], page);
       }
-      atomic_thread_fence(memory_order_release);
-      mt_store(&page->owner_tag, (uintptr_t)heap | (page->aligned ? MT_TAG_ALIGNED : 0));
+      atomic_store_explicit(&page->owner_tag, (uintptr_t)heap | (page->aligned ? MT_TAG_ALIGNED : 0),
+                            memory_order_release);
     }
     i += n;
   }
@@ -294,7 +294,7 @@ void mt__segment_abandon_heap(mt_heap *heap) {
       } else {
         page->aligned = (mt_load(&page->owner_tag) & MT_TAG_ALIGNED) ? 1 : page->aligned;
         mt_store(&page->owner_tag, MT_TAG_ABANDONED);
-        page->heap = NULL;
+        mt_store(&page->heap, NULL);
         atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
         page->next = page->prev = NULL;
       }
