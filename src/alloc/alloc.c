@@ -155,6 +155,11 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
   if (tag & MT_TAG_ALIGNED) {
     b = mt_block_start(page, p);
     tag &= ~MT_TAG_ALIGNED;
+  } else if (mt_block_start(page, p) != b) {
+    /* Only pages of more than one slot get here from an interior slot, so
+     * the division is off the fast path. */
+    mt__report("free of a pointer inside a block", p, page->cls);
+    goto done;
   }
   mt_heap *heap = mt__tls_heap;
   if (tag == (uintptr_t)heap) {

@@ -1,0 +1,97 @@
+#!/bin/bash
+# preload.sh -- run a real program with libmemtally.so preloaded and check its output
+# usage: preload.sh CASE LIBMEMTALLY BINDIR
+# Every case checks the program's own output against a known answer, and that
+# memtally served the process (its exit statistics on stderr count blocks).
+set -u
+case_name=$1
+lib=$2
+bindir=$3
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export MEMTALLY_STATS=1
+err=$work/stderr
+
+run() { # run CMD... with memtally preloaded; stdout to $work/out
+  LD_PRELOAD=$lib "$@" >"$work/out" 2>"$err"
+}
+
+fail() {
+  echo "FAIL ($case_name): $*"
+  echo "--- stdout"; head -c 3000 "$work/out" 2>/dev/null
+  echo "--- stderr"; head -c 3000 "$err" 2>/dev/null
+  exit 1
+}
+
+expect_out() { # expected text of stdout
+  local got
+  got=$(cat "$work/out")
+  [ "$got" = "$1" ] || fail "expected '$1', got '$got'"
+}
+
+check_served() { # memtally printed its statistics with a real allocation count
+  grep -q "memtally statistics" "$err" || fail "no memtally statistics on stderr: not preloaded?"
+  local n
+  n=$(sed -n 's/^allocated .* in \([0-9]*\) blocks.*/\1/p' "$err" | sort -n | tail -1)
+  [ -n "$n" ] && [ "$n" -ge "${1:-100}" ] || fail "memtally counted only '${n:-0}' allocations"
+  if grep -q "memtally: error" "$err"; then fail "memtally reported an error"; fi
+}
+
+py=/usr/bin/python3
+[ -x $py ] || py=$(command -v python3)
+
+case $case_name in
+python)
+  run $py "$here/programs/churn.py" || fail "exit status $?"
+  expect_out "60000 20000 60000 2997000.0 5442890 13255807fad145d1"
+  check_served 2000 # pymalloc serves small objects from its own arenas
+  ;;
+sqlite)
+  run sqlite3 :memory: -init /dev/null <"$here/programs/workload.sql" || fail "exit status $?"
+  expect_out "$(printf '%s\n' '100000|49950000|9950500' '35|2700|1357650' '36|2700|1354950' '7|2705|1354820' \
+    'user10000,user15000,user20000,user5000' '50000|199')"
+  check_served 10000
+  ;;
+git)
+  cd "$work" || exit 1
+  export GIT_CONFIG_NOSYSTEM=1 HOME=$work GIT_AUTHOR_DATE="2026-01-01T00:00:00Z" GIT_COMMITTER_DATE="2026-01-01T00:00:00Z"
+  LD_PRELOAD=$lib git init -q repo 2>"$err" || fail "git init"
+  cd repo || exit 1
+  git config user.name t && git config user.email t@example.invalid
+  for c in 1 2 3 4 5; do
+    for f in $(seq 1 40); do seq $((f * c)) $((f * c + 500)) >"file$f.txt"; done
+    LD_PRELOAD=$lib git add -A 2>>"$err" && LD_PRELOAD=$lib git commit -qm "commit $c" 2>>"$err" || fail "git commit $c"
+  done
+  LD_PRELOAD=$lib git gc -q 2>>"$err" || fail "git gc"
+  LD_PRELOAD=$lib git fsck --full 2>>"$err" >/dev/null || fail "git fsck"
+  run git log --format=%s
+  expect_out "$(printf 'commit %s\n' 5 4 3 2 1)"
+  LD_PRELOAD=$lib git show HEAD~2:file7.txt 2>>"$err" | head -1 >"$work/out"
+  expect_out "21"
+  check_served 100
+  ;;
+gcc)
+  run gcc -O2 -o "$work/hello" "$here/programs/hello_gcc.c" || fail "gcc exit status"
+  check_served 1000
+  run "$work/hello" || fail "compiled program failed"
+  expect_out "compiled 500500"
+  ;;
+perl)
+  run perl "$here/programs/churn.pl" || fail "exit status $?"
+  expect_out "100000 99997 1348455 200 key001156 key099214"
+  check_served 100000
+  ;;
+cxx)
+  run "$bindir/mt_cxx" || fail "exit status $?"
+  expect_out "consumed 80000 checksum 3692940654940"
+  check_served 80000
+  ;;
+fork)
+  MEMTALLY_STATS=0 LD_PRELOAD=$lib timeout 120 "$bindir/fork_threads" >"$work/out" 2>"$err" || fail "exit status $?"
+  expect_out "forks 200 failed 0"
+  ;;
+*)
+  echo "unknown case $case_name"; exit 2 ;;
+esac
+echo "ok ($case_name)"

@@ -1,0 +1,135 @@
+/* test_errors.c -- heap misuse and bad options get one clear line on stderr
+ *
+ * The program re-runs itself (path in argv[1]) with a mode and an
+ * environment, captures stderr and checks the status and the message. It is
+ * linked with libmemtally.so, so malloc and free are memtally's. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "memtally.h"
+
+static void *volatile keep;
+
+static void *free_in_thread(void *p) {
+  free(p);
+  return NULL;
+}
+
+static int child(const char *mode) {
+  if (strcmp(mode, "double-free") == 0) {
+    char *p = malloc(40);
+    free(p);
+    free(p);
+  } else if (strcmp(mode, "double-free-large") == 0) {
+    char *p = malloc(300000);
+    free(p);
+    free(p);
+  } else if (strcmp(mode, "double-free-remote") == 0) {
+    char *p = malloc(40);
+    pthread_t t;
+    pthread_create(&t, NULL, free_in_thread, p);
+    pthread_join(t, NULL);
+    pthread_create(&t, NULL, free_in_thread, p);
+    pthread_join(t, NULL);
+  } else if (strcmp(mode, "foreign") == 0) {
+    int local = 0;
+    free(&local);
+  } else if (strcmp(mode, "interior") == 0) {
+    char *p = malloc(300000);
+    free(p + 100000);
+  } else if (strcmp(mode, "ok") == 0) {
+    keep = malloc(10);
+    free(keep);
+  }
+  puts("carried on");
+  fflush(stdout);
+  return 0;
+}
+
+typedef struct { int status; char out[8192]; } result_t;
+
+static result_t run(const char *self, const char *mode, const char *env1, const char *env2) {
+  result_t r;
+  memset(&r, 0, sizeof r);
+  int fds[2];
+  if (pipe(fds) != 0) return r;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    char *envp[4] = {NULL, NULL, NULL, NULL};
+    int k = 0;
+    if (env1) envp[k++] = (char *)env1;
+    if (env2) envp[k++] = (char *)env2;
+    execle(self, self, mode, (char *)NULL, envp);
+    _exit(127);
+  }
+  close(fds[1]);
+  size_t n = 0;
+  ssize_t got;
+  while ((got = read(fds[0], r.out + n, sizeof r.out - 1 - n)) > 0) n += (size_t)got;
+  close(fds[0]);
+  waitpid(pid, &r.status, 0);
+  return r;
+}
+
+static int count_lines_with(const char *s, const char *needle) {
+  int n = 0;
+  for (const char *p = s; (p = strstr(p, needle)) != NULL; p++) n++;
+  return n;
+}
+
+static void expect_abort(const char *self, const char *mode, const char *needle) {
+  result_t r = run(self, mode, NULL, NULL);
+  CHECKF(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "%s: status %d", mode, r.status);
+  CHECKF(strstr(r.out, needle) != NULL, "%s: no '%s' in: %s", mode, needle, r.out);
+  CHECKF(strstr(r.out, "memtally: error: ") != NULL && strstr(r.out, " at 0x") != NULL, "%s: %s", mode, r.out);
+  CHECKF(count_lines_with(r.out, "memtally: error") == 1, "%s: one line: %s", mode, r.out);
+  CHECK(strstr(r.out, "carried on") == NULL);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 2) return 2;
+  if (argc == 2 && argv[1][0] != '/') return child(argv[1]);
+  if (argc != 2) {
+    fprintf(stderr, "usage: test_errors /path/to/test_errors\n");
+    return 2;
+  }
+  const char *self = argv[1];
+  expect_abort(self, "double-free", "double free at 0x");
+  expect_abort(self, "double-free", "(size class 2, 48-byte blocks)");
+  expect_abort(self, "double-free-remote", "double free");
+  expect_abort(self, "double-free-large", "not an allocated block");
+  expect_abort(self, "foreign", "free of a pointer memtally does not own");
+  expect_abort(self, "interior", "free of a pointer inside a block");
+
+  /* MEMTALLY_ABORT=0: report and carry on */
+  result_t r = run(self, "double-free", "MEMTALLY_ABORT=0", NULL);
+  CHECKF(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "abort=0 status %d", r.status);
+  CHECK(strstr(r.out, "double free at 0x") && strstr(r.out, "carried on"));
+  r = run(self, "foreign", "MEMTALLY_ABORT=off", NULL);
+  CHECK(WIFEXITED(r.status) && strstr(r.out, "does not own") && strstr(r.out, "carried on"));
+
+  /* invalid option values: one warning naming the variable, default kept */
+  r = run(self, "ok", "MEMTALLY_PURGE_DELAY=soon", "MEMTALLY_STATS=maybe");
+  CHECKF(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "bad options status %d", r.status);
+  CHECKF(strstr(r.out, "memtally: warning: invalid value 'soon' for MEMTALLY_PURGE_DELAY; using the default 10"),
+         "%s", r.out);
+  CHECK(strstr(r.out, "invalid value 'maybe' for MEMTALLY_STATS; using the default 0"));
+  CHECK(count_lines_with(r.out, "memtally: warning") == 2);
+  CHECK(strstr(r.out, "memtally statistics") == NULL); /* the default (off) held */
+  r = run(self, "double-free", "MEMTALLY_ABORT=2", NULL); /* out of range: default (abort) */
+  CHECK(WIFSIGNALED(r.status) && strstr(r.out, "MEMTALLY_ABORT"));
+  r = run(self, "ok", "MEMTALLY_HUGE_CACHE=12Q", "MEMTALLY_SEGMENT_CACHE=-5");
+  CHECK(strstr(r.out, "MEMTALLY_HUGE_CACHE") && strstr(r.out, "MEMTALLY_SEGMENT_CACHE"));
+  /* valid ones are taken, with suffixes and words */
+  r = run(self, "ok", "MEMTALLY_STATS=yes", "MEMTALLY_HUGE_CACHE=16MiB");
+  CHECKF(strstr(r.out, "memtally statistics") != NULL && strstr(r.out, "warning") == NULL, "%s", r.out);
+  return check_summary("test_errors");
+}
