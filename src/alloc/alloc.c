@@ -111,7 +111,7 @@ void mt_free(void *p) {
       b->next = page->free;
       page->free = b;
       mt_counter_add(&heap->nfree[page->cls], 1);
-      if (mt_unlikely((--page->used == 0) | mt_load(&page->in_full))) mt__page_empty_local(heap, page);
+      if (mt_unlikely((--page->used == 0) | page->in_full)) mt__page_empty_local(heap, page);
       return;
     }
     mt_free_slow(p, seg, page, map);
@@ -171,37 +171,34 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
     b->next = page->free;
     page->free = b;
     mt_counter_add(&heap->nfree[page->cls], 1);
-    if ((--page->used == 0) | mt_load(&page->in_full)) mt__page_empty_local(heap, page);
+    if ((--page->used == 0) | page->in_full) mt__page_empty_local(heap, page);
     goto done;
   }
   /* Another thread's page (or an abandoned one): push onto its atomic list.
-   * The counters belong to the freeing thread; sums stay exact. */
-  mt_block *head = atomic_load_explicit(&page->xfree, memory_order_relaxed);
-  if (head == b) {
-    mt__report("double free", p, page->cls);
+   * The counters belong to the freeing thread; sums stay exact. Everything
+   * read from the page is read before the push. */
+  unsigned cls = page->cls;
+  uint32_t bsize = page->block_size;
+  mt_heap *owner = mt_load(&page->heap);
+  uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
+  if ((w & ~MT_XFREE_FULL) == (uintptr_t)b) {
+    mt__report("double free", p, cls);
     goto done;
   }
-  mt_track_free(b, page->block_size);
-  if (heap != &mt__heap_empty) {
-    mt_counter_add(&heap->nfree[page->cls], 1);
-    if (page->cls == MT_CLASS_LARGE) mt_counter_add(&heap->large_bytes_free, page->block_size);
-  } else {
-    heap = mt__heap_for_thread();
-    if (heap != NULL) {
-      mt_counter_add(&heap->nfree[page->cls], 1);
-      if (page->cls == MT_CLASS_LARGE) mt_counter_add(&heap->large_bytes_free, page->block_size);
-    }
+  if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
+  if (heap != NULL) {
+    mt_counter_add(&heap->nfree[cls], 1);
+    if (cls == MT_CLASS_LARGE) mt_counter_add(&heap->large_bytes_free, bsize);
   }
+  mt_track_free(b, bsize);
   do {
-    b->next = head;
-  } while (!atomic_compare_exchange_weak_explicit(&page->xfree, &head, b, memory_order_seq_cst, memory_order_relaxed));
-  /* seq_cst CAS then load, paired with the owner's store of in_full then load
-   * of xfree (mt_page_to_full): either the owner sees our block or we see
-   * in_full and flag the page's class. */
-  if (head == NULL && atomic_load_explicit(&page->in_full, memory_order_seq_cst)) {
-    mt_heap *owner = mt_load(&page->heap);
-    if (owner != NULL) atomic_fetch_or_explicit(&owner->remote_pending, 1ULL << page->cls, memory_order_relaxed);
-  }
+    b->next = (mt_block *)(w & ~MT_XFREE_FULL);
+  } while (!atomic_compare_exchange_weak_explicit(&page->xfree, &w, (uintptr_t)b | (w & MT_XFREE_FULL),
+                                                  memory_order_release, memory_order_relaxed));
+  /* The first block into a page on the full queue: tell the owner which
+   * class to look at. A stale owner only gets a needless look. */
+  if (w == MT_XFREE_FULL && owner != NULL)
+    atomic_fetch_or_explicit(&owner->remote_pending, 1ULL << cls, memory_order_release);
 done:
   errno = saved_errno;
 }

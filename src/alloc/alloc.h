@@ -49,6 +49,12 @@
 #define MT_TAG_ALIGNED ((uintptr_t)2)  /* or-ed into a heap tag: page has interior pointers */
 #define MT_TAG_ABANDONED ((uintptr_t)5) /* its thread exited; waiting to be adopted */
 
+/* Bit 0 of page->xfree: the page is on its heap's full queue. Keeping it in
+ * the same word as the list lets one CAS push a remote free and learn
+ * whether the owner must be told, without touching the page afterwards
+ * (once the block is published the owner may retire the page). */
+#define MT_XFREE_FULL ((uintptr_t)1)
+
 typedef struct mt_block {
   struct mt_block *next;
 } mt_block;
@@ -64,11 +70,11 @@ typedef struct mt_page {
   uint8_t cls;                   /* size class, MT_CLASS_LARGE or MT_CLASS_HUGE */
   uint8_t slot_count;            /* slots in this span */
   uint8_t first_slot;            /* index of the span's first slot (interior slots too) */
-  _Atomic uint8_t in_full;       /* 1 while on the heap's full queue */
+  uint8_t in_full;               /* 1 while on the heap's full queue (owner only) */
   uint8_t aligned;               /* 1 once an aligned interior pointer was handed out */
   uint32_t capacity;             /* blocks linked into lists so far (lazy) */
   uint32_t reserved;             /* blocks that fit in the span */
-  _Atomic(mt_block *) xfree;     /* blocks freed by other threads */
+  _Atomic uintptr_t xfree;       /* blocks freed by other threads, | MT_XFREE_FULL */
   uint8_t *start;                /* first block */
   struct mt_heap *_Atomic heap;  /* owner, for remote frees to flag full pages */
   struct mt_page *next, *prev;   /* queue links within the heap */
@@ -164,6 +170,8 @@ MT_HIDDEN mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls); /* a page o
 MT_HIDDEN void *mt__large_alloc(mt_heap *heap, size_t size, size_t align);
 MT_HIDDEN void mt__page_empty_local(mt_heap *heap, mt_page *page);
 MT_HIDDEN void mt__page_collect(mt_heap *heap, mt_page *page);
+MT_HIDDEN int mt__page_mark_full(mt_page *page); /* 1 if marked, 0 if remote frees wait */
+MT_HIDDEN void mt__page_unmark_full(mt_page *page);
 MT_HIDDEN void mt__page_queue_remove(mt_page_queue *q, mt_page *page);
 MT_HIDDEN void mt__page_queue_push(mt_page_queue *q, mt_page *page);
 MT_HIDDEN void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page);

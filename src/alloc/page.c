@@ -40,12 +40,15 @@ void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page) {
   }
 }
 
-/* Take the blocks other threads freed into this page. */
+/* Take the blocks other threads freed into this page (the full flag stays). */
 void mt__page_collect(mt_heap *heap, mt_page *page) {
   (void)heap;
-  if (atomic_load_explicit(&page->xfree, memory_order_relaxed) == NULL) return;
-  mt_block *list = atomic_exchange_explicit(&page->xfree, NULL, memory_order_acquire);
-  if (list == NULL) return;
+  uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
+  if ((w & ~MT_XFREE_FULL) == 0) return;
+  while (!atomic_compare_exchange_weak_explicit(&page->xfree, &w, w & MT_XFREE_FULL, memory_order_acquire,
+                                                memory_order_relaxed)) {
+  }
+  mt_block *list = (mt_block *)(w & ~MT_XFREE_FULL);
   uint32_t n = 1;
   mt_block *tail = list;
   while (tail->next != NULL) {
@@ -55,6 +58,23 @@ void mt__page_collect(mt_heap *heap, mt_page *page) {
   tail->next = page->free;
   page->free = list;
   page->used -= n;
+}
+
+int mt__page_mark_full(mt_page *page) {
+  uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
+  for (;;) {
+    if ((w & ~MT_XFREE_FULL) != 0) return 0;
+    if (atomic_compare_exchange_weak_explicit(&page->xfree, &w, MT_XFREE_FULL, memory_order_acq_rel,
+                                              memory_order_relaxed)) {
+      page->in_full = 1;
+      return 1;
+    }
+  }
+}
+
+void mt__page_unmark_full(mt_page *page) {
+  atomic_fetch_and_explicit(&page->xfree, ~MT_XFREE_FULL, memory_order_relaxed);
+  page->in_full = 0;
 }
 
 static void mt_page_extend(mt_page *page) {
@@ -80,8 +100,8 @@ static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bs
   page->used = 0;
   page->free = NULL;
   page->aligned = 0;
-  atomic_store_explicit(&page->xfree, NULL, memory_order_relaxed);
-  atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+  atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
+  page->in_full = 0;
   mt_store(&page->heap, heap);
   page->next = page->prev = NULL;
   mt_track_unpoison(page->start, (size_t)page->slot_count << MT_SLOT_SHIFT);
@@ -98,11 +118,7 @@ static unsigned mt_class_slots(unsigned cls) {
  * moved, 0 if blocks arrived meanwhile (collected, page stays available). */
 static int mt_page_to_full(mt_heap *heap, mt_page *page) {
   unsigned cls = page->cls;
-  /* seq_cst store then load, paired with the remote free's seq_cst CAS then
-   * load: one side always sees the other. */
-  atomic_store_explicit(&page->in_full, 1, memory_order_seq_cst);
-  if (atomic_load_explicit(&page->xfree, memory_order_seq_cst) != NULL) {
-    atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+  if (!mt__page_mark_full(page)) {
     mt__page_collect(heap, page);
     return 0;
   }
@@ -120,13 +136,13 @@ void mt__heap_collect_remote(mt_heap *heap, unsigned cls) {
   mt_page *page = heap->full[cls].first;
   while (page != NULL) {
     mt_page *next = page->next;
-    if (atomic_load_explicit(&page->xfree, memory_order_relaxed) != NULL) {
+    if ((atomic_load_explicit(&page->xfree, memory_order_relaxed) & ~MT_XFREE_FULL) != 0) {
       mt__page_collect(heap, page);
       if (page->used == 0) {
         mt__page_retire(heap, page);
       } else if (cls != MT_CLASS_LARGE) {
         mt__page_queue_remove(&heap->full[cls], page);
-        atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+        mt__page_unmark_full(page);
         mt__page_queue_push(&heap->avail[cls], page);
       }
     }
@@ -184,7 +200,7 @@ void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
   mt_page_init(heap, page, MT_CLASS_LARGE, bsize, 1);
   page->capacity = 1;
   page->used = 1;
-  atomic_store_explicit(&page->in_full, 1, memory_order_relaxed);
+  mt__page_mark_full(page);
   mt__page_queue_push(&heap->full[MT_CLASS_LARGE], page);
   uint8_t *p = page->start;
   if (align > MT_SLOT_SIZE) {
@@ -205,9 +221,9 @@ void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
 void mt__page_retire(mt_heap *heap, mt_page *page) {
   unsigned cls = page->cls;
   if (cls < MT_NCLASSES && heap->current[cls] == page) mt__page_set_current(heap, cls, &mt__page_empty);
-  if (atomic_load_explicit(&page->in_full, memory_order_relaxed)) {
+  if (page->in_full) {
     mt__page_queue_remove(&heap->full[cls], page);
-    atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+    mt__page_unmark_full(page);
   } else {
     mt__page_queue_remove(&heap->avail[cls], page);
   }
@@ -221,7 +237,7 @@ void mt__page_retire(mt_heap *heap, mt_page *page) {
 void mt__page_empty_local(mt_heap *heap, mt_page *page) {
   if (page->used != 0) { /* a local free into a full page: it has room again */
     mt__page_queue_remove(&heap->full[page->cls], page);
-    atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+    mt__page_unmark_full(page);
     mt__page_queue_push(&heap->avail[page->cls], page);
     return;
   }

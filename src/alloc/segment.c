@@ -116,11 +116,12 @@ static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
     } else {
       unsigned cls = page->cls;
       page->next = page->prev = NULL;
-      if (cls == MT_CLASS_LARGE || (page->free == NULL && page->capacity >= page->reserved)) {
-        atomic_store_explicit(&page->in_full, 1, memory_order_relaxed);
+      page->in_full = 0;
+      if ((cls == MT_CLASS_LARGE || (page->free == NULL && page->capacity >= page->reserved)) &&
+          mt__page_mark_full(page)) {
         mt__page_queue_push(&heap->full[cls], page);
       } else {
-        atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+        mt__page_collect(heap, page);
         mt__page_queue_push(&heap->avail[cls], page);
       }
       atomic_store_explicit(&page->owner_tag, (uintptr_t)heap | (page->aligned ? MT_TAG_ALIGNED : 0),
@@ -295,7 +296,7 @@ void mt__segment_abandon_heap(mt_heap *heap) {
         page->aligned = (mt_load(&page->owner_tag) & MT_TAG_ALIGNED) ? 1 : page->aligned;
         mt_store(&page->owner_tag, MT_TAG_ABANDONED);
         mt_store(&page->heap, NULL);
-        atomic_store_explicit(&page->in_full, 0, memory_order_relaxed);
+        mt__page_unmark_full(page);
         page->next = page->prev = NULL;
       }
       i += n;
