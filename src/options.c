@@ -32,8 +32,6 @@ static const mt_option_desc mt_options[MT_OPT_COUNT] = {
                               "Empty 4 MiB segments kept mapped process-wide for reuse."},
     [MT_OPT_HUGE_CACHE] = {"MEMTALLY_HUGE_CACHE", MT_KIND_SIZE, 64LL << 20, 0, 1LL << 40, "64M",
                            "Bytes of freed huge blocks (over 1 MiB) kept mapped for reuse."},
-    [MT_OPT_VERBOSE] = {"MEMTALLY_VERBOSE", MT_KIND_BOOL, 0, 0, 1, "0",
-                        "Print notes about option values and OS failures to stderr."},
 };
 
 long long mt__opt[MT_OPT_COUNT];

@@ -10,7 +10,6 @@ typedef enum mt_option_id {
   MT_OPT_PURGE_DELAY,
   MT_OPT_SEGMENT_CACHE,
   MT_OPT_HUGE_CACHE,
-  MT_OPT_VERBOSE,
   MT_OPT_COUNT
 } mt_option_id;
 

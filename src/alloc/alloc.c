@@ -31,6 +31,8 @@ const uint32_t mt__class_size[MT_NCLASSES] = {
 };
 
 static void *mt_malloc_generic(mt_heap *heap, size_t size);
+
+#define MT_REALLOC_SPAN_MIN (16 * 1024) /* growing reallocs from here on get a span */
 MT_HIDDEN void mt__countdown_hit(mt_heap *heap, void *block, size_t size);
 
 /* Pop a block from a page that has one. Cost: 2 loads, 2 stores, 1 add,
@@ -275,11 +277,16 @@ void *mt_realloc(void *p, size_t size) {
     return NULL;
   }
   size_t usable = mt_usable_size(p);
-  if (size <= usable && size >= usable / 2) {
+  mt_segment *seg = mt_segment_of(p);
+  /* Stay when it fits and wastes at most half; a block with a span of its
+   * own (grown by earlier reallocs) may idle up to 256 KiB of its span,
+   * which costs address space, not RSS, while untouched. */
+  bool own_span = map == MT_MAP_START && !seg->is_huge &&
+                  mt_page_resolve(seg, &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> MT_SLOT_SHIFT])->cls == MT_CLASS_LARGE;
+  if (size <= usable && (size >= usable / 2 || (own_span && usable - size <= 256 * MT_KiB))) {
     mt_track_resize(p, size);
     return p;
   }
-  mt_segment *seg = mt_segment_of(p);
   if ((map == MT_MAP_NONE || seg->is_huge) && size > MT_LARGE_MAX) {
     mt_segment *hs = mt__huge_segment_of(p);
     if (hs != NULL && (uint8_t *)p == (uint8_t *)hs + hs->huge_offset) {
@@ -288,10 +295,32 @@ void *mt_realloc(void *p, size_t size) {
       return mt__huge_realloc(heap, hs, size);
     }
   }
-  void *q = mt_malloc(size);
+  mt_heap *heap = mt__tls_heap;
+  if (size > usable && size <= MT_LARGE_MAX && map == MT_MAP_START && !seg->is_huge && heap != &mt__heap_empty) {
+    mt_page *page = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> MT_SLOT_SHIFT];
+    if (page->cls == MT_CLASS_LARGE && (uint8_t *)p == page->start && mt__large_grow_in_place(heap, page, size) == 0) {
+      mt_track_resize(p, size);
+      return p;
+    }
+  }
+  /* A block that outgrows its block is likely to grow again. Past 16 KiB it
+   * moves to a span of its own, which later reallocs grow in place over the
+   * free slots after it (untouched span memory costs no RSS); below that it
+   * gets half as much again, so a run of small reallocs copies O(n) bytes in
+   * all rather than once per size class. */
+  size_t alloc_size = size;
+  void *q = NULL;
+  if (size > usable && size >= MT_REALLOC_SPAN_MIN && size + size / 4 <= MT_LARGE_MAX && heap != &mt__heap_empty) {
+    q = mt__large_alloc(heap, size, 0);
+  } else if (size > usable && size > 1024 && size < ((size_t)1 << 40)) {
+    alloc_size = size + (size <= MT_MEDIUM_MAX ? size / 2 : size / 4);
+  }
+  if (q == NULL) q = mt_malloc(alloc_size);
+  if (q == NULL && alloc_size != size) q = mt_malloc(size);
   if (q == NULL) return NULL;
   mt_track_unpoison(p, usable);
   memcpy(q, p, usable < size ? usable : size);
+  mt_track_resize(q, size);
   mt_free(p);
   return q;
 }

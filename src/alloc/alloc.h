@@ -168,6 +168,9 @@ MT_HIDDEN void mt__heap_collect_remote(mt_heap *heap, unsigned cls);
 /* ---- pages (page.c) ---- */
 MT_HIDDEN mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls); /* a page of cls with a free block, or NULL */
 MT_HIDDEN void *mt__large_alloc(mt_heap *heap, size_t size, size_t align);
+/* Grow a large block of this heap in place over free slots that follow it;
+ * 0 on success. */
+MT_HIDDEN int mt__large_grow_in_place(mt_heap *heap, mt_page *page, size_t size);
 MT_HIDDEN void mt__page_empty_local(mt_heap *heap, mt_page *page);
 MT_HIDDEN void mt__page_collect(mt_heap *heap, mt_page *page);
 MT_HIDDEN int mt__page_mark_full(mt_page *page); /* 1 if marked, 0 if remote frees wait */
@@ -180,6 +183,7 @@ MT_HIDDEN void mt__page_retire(mt_heap *heap, mt_page *page); /* give span back 
 /* ---- segments (segment.c) ---- */
 MT_HIDDEN void mt__segmap_init(void);
 MT_HIDDEN mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots);
+MT_HIDDEN int mt__segment_span_extend(mt_segment *seg, mt_page *page, unsigned slots);
 MT_HIDDEN void mt__segment_span_free(mt_heap *heap, mt_segment *seg, mt_page *page);
 MT_HIDDEN void mt__segment_purge(mt_segment *seg, uint64_t now, uint64_t delay, bool force);
 MT_HIDDEN void mt__segment_release(mt_segment *seg); /* empty segment: cache or unmap */

@@ -73,6 +73,26 @@ static void mt_huge_account(mt_heap *heap, mt_segment *seg, void *p, size_t size
   if (heap->countdown < 0) mt__countdown_hit(heap, p, size);
 }
 
+/* The smallest cached segment of at least need bytes and at most max.
+ * Cached memory is resident already: a larger block is still better than
+ * faulting in a fresh one, within reason. */
+static mt_segment *mt_huge_cache_take(size_t need, size_t max) {
+  pthread_mutex_lock(&mt_huge_lock);
+  mt_segment **best = NULL;
+  for (mt_segment **link = &mt_huge_cache; *link != NULL; link = &(*link)->next) {
+    size_t have = (*link)->map_size;
+    if (have >= need && have <= max && (best == NULL || have < (*best)->map_size)) best = link;
+  }
+  mt_segment *seg = NULL;
+  if (best != NULL) {
+    seg = *best;
+    *best = seg->next;
+    mt_huge_cache_bytes -= seg->map_size;
+  }
+  pthread_mutex_unlock(&mt_huge_lock);
+  return seg;
+}
+
 void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
   size_t offset = mt_huge_offset(align);
   size_t ps = mt__os_page_size();
@@ -81,22 +101,7 @@ void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
     return NULL;
   }
   size_t need = mt_align_up(offset + size, ps);
-  mt_segment *seg = NULL;
-  if (offset < MT_SEG_SIZE) {
-    pthread_mutex_lock(&mt_huge_lock);
-    mt_segment **best = NULL;
-    for (mt_segment **link = &mt_huge_cache; *link != NULL; link = &(*link)->next) {
-      size_t have = (*link)->map_size;
-      if (have >= need && have <= need + need / 4 + MT_SEG_SIZE && (best == NULL || have < (*best)->map_size))
-        best = link;
-    }
-    if (best != NULL) {
-      seg = *best;
-      *best = seg->next;
-      mt_huge_cache_bytes -= seg->map_size;
-    }
-    pthread_mutex_unlock(&mt_huge_lock);
-  }
+  mt_segment *seg = offset < MT_SEG_SIZE ? mt_huge_cache_take(need, 8 * need) : NULL;
   if (seg != NULL) {
     if (zero) memset((uint8_t *)seg + offset, 0, size);
   } else {
@@ -159,11 +164,24 @@ void *mt__huge_realloc(mt_heap *heap, mt_segment *seg, size_t size) {
     return NULL;
   }
   size_t need = mt_align_up(seg->huge_offset + size, ps);
-  if (need <= seg->map_size && size >= seg->huge_size / 2) return old;
+  /* Fits: stay, unless it shrank so far that most of a large mapping idles. */
+  if (need <= seg->map_size && (size >= seg->huge_size / 8 || seg->map_size - need < 8 * MT_MiB)) return old;
   if (need > seg->map_size && seg->huge_offset < MT_SEG_SIZE) {
     /* Grow with room for further growth (address space only until touched). */
     size_t want = mt_align_up(need + need / 4, ps);
     size_t old_size = seg->huge_size;
+    mt_segment *cached = mt_huge_cache_take(want, 16 * want);
+    if (cached != NULL) { /* resident memory: one copy beats faulting in the growth */
+      cached->huge_offset = seg->huge_offset;
+      cached->huge_size = cached->map_size - cached->huge_offset;
+      uint8_t *p = (uint8_t *)cached + cached->huge_offset;
+      mt_track_unpoison(p, cached->huge_size);
+      memcpy(p, old, old_size);
+      mt_counter_add(&heap->huge_bytes_alloc, cached->huge_size);
+      mt_counter_add(&heap->nalloc[MT_CLASS_HUGE], 1);
+      mt__huge_free(heap, seg);
+      return p;
+    }
     if (mt__os_grow_in_place(seg, seg->map_size, want) == 0) {
       mt__os_commit_add((int64_t)(want - seg->map_size));
       seg->map_size = want;

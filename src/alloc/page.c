@@ -218,6 +218,18 @@ void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
   return p;
 }
 
+int mt__large_grow_in_place(mt_heap *heap, mt_page *page, size_t size) {
+  if (mt_load(&page->owner_tag) != (uintptr_t)heap || page->cls != MT_CLASS_LARGE) return -1;
+  unsigned slots = (unsigned)((size + MT_SLOT_SIZE - 1) >> MT_SLOT_SHIFT);
+  if (mt__segment_span_extend(mt_segment_of(page), page, slots) != 0) return -1;
+  uint32_t bsize = (uint32_t)((size_t)slots << MT_SLOT_SHIFT);
+  mt_counter_add(&heap->large_bytes_alloc, bsize - page->block_size);
+  page->block_size = bsize;
+  page->reserved = 1;
+  mt_track_unpoison(page->start, bsize);
+  return 0;
+}
+
 void mt__page_retire(mt_heap *heap, mt_page *page) {
   unsigned cls = page->cls;
   if (cls < MT_NCLASSES && heap->current[cls] == page) mt__page_set_current(heap, cls, &mt__page_empty);

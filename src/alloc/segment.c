@@ -188,6 +188,26 @@ static mt_page *mt_segment_try(mt_segment *seg, unsigned slots) {
   return mt_segment_take(seg, (unsigned)first, slots);
 }
 
+/* Extend a span over the free slots right after it. */
+int mt__segment_span_extend(mt_segment *seg, mt_page *page, unsigned slots) {
+  unsigned first = page->first_slot, have = page->slot_count;
+  if (first + slots > MT_SLOTS) return -1;
+  uint64_t more = mt_span_bits(first + have, slots - have);
+  if ((seg->free_mask & more) != more) return -1;
+  seg->free_mask &= ~more;
+  seg->dirty_mask &= ~more;
+  uint64_t fresh = more & ~seg->commit_mask;
+  if (fresh) mt__os_commit_add((int64_t)__builtin_popcountll(fresh) * (int64_t)MT_SLOT_SIZE);
+  seg->commit_mask |= more;
+  seg->used_slots += slots - have;
+  for (unsigned i = first + have; i < first + slots; i++) {
+    seg->pages[i].first_slot = (uint8_t)first;
+    mt_store(&seg->pages[i].owner_tag, MT_TAG_INTERIOR);
+  }
+  page->slot_count = (uint8_t)slots;
+  return 0;
+}
+
 mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots) {
   for (mt_segment *seg = heap->segments; seg != NULL; seg = seg->next) {
     mt_page *page = mt_segment_try(seg, slots);
@@ -247,7 +267,12 @@ void mt__segment_span_free(mt_heap *heap, mt_segment *seg, mt_page *page) {
     mt__segment_release(seg);
     return;
   }
-  if (delay == 0) mt__segment_purge(seg, now, 0, true);
+  if (delay == 0) {
+    mt__segment_purge(seg, now, 0, true);
+  } else if (delay > 0 && now - heap->last_maintenance_ms >= (uint64_t)delay) {
+    /* a phase that only frees still gives memory back */
+    mt__heap_maintain(heap, false);
+  }
 }
 
 void mt__segment_cache_maintain(uint64_t now, bool force) {

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""run.py -- run the allocator benchmarks under memtally and its peers, interleaved.
+
+Each round runs every benchmark under every allocator (the allocator order
+rotates from round to round), measuring wall time and peak RSS of the
+process. It prints the median of each cell with its ratio against mimalloc,
+the min-max range, and a geometric mean row. A benchmark whose checksum
+differs between allocators is reported as an error.
+
+usage: run.py [--build DIR] [--rounds N] [--scale X] [--only NAMES] [--markdown FILE]
+"""
+import argparse
+import glob
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+
+
+def find_lib(patterns):
+    for pat in patterns:
+        hits = sorted(glob.glob(os.path.join(LIBDIR, pat)))
+        if hits:
+            return hits[0]
+    return None
+
+
+def allocators(build):
+    found = [("memtally", os.path.join(build, "libmemtally.so")), ("glibc", None)]
+    for name, pats in (("mimalloc", ["libmimalloc.so.2*"]), ("jemalloc", ["libjemalloc.so.2"]),
+                       ("tcmalloc", ["libtcmalloc_minimal.so.4", "libtcmalloc.so.4"])):
+        lib = find_lib(pats)
+        if lib:
+            found.append((name, lib))
+        else:
+            print(f"warning: {name} not installed, left out", file=sys.stderr)
+    return found
+
+
+BENCHES = [
+    # name, program, extra args after the scale
+    ("tight", "b_tight", []),
+    ("tight-2t", "b_tight", ["2"]),
+    ("prodcons", "b_prodcons", []),
+    ("larson-2t", "b_larson", ["2"]),
+    ("mixed", "b_mixed", []),
+    ("realloc", "b_realloc", []),
+    ("large", "b_large", []),
+]
+
+
+def run_one(runner, prog, args, lib, env_extra):
+    """Run prog under the launcher; return (wall seconds, peak RSS bytes, checksum)."""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if lib:
+        env["LD_PRELOAD"] = lib
+    env.update(env_extra)
+    rfd, wfd = os.pipe()
+    env["RUNONE_FD"] = str(wfd)
+    proc = subprocess.Popen([runner, prog] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            pass_fds=(wfd,))
+    os.close(wfd)
+    out, err = proc.communicate()
+    meas = os.read(rfd, 4096).decode().split()
+    os.close(rfd)
+    if proc.returncode != 0 or len(meas) < 4:
+        raise RuntimeError(f"{prog} {args} under {lib}: status {proc.returncode}: {err.decode().strip()[:500]}")
+    words = out.decode().split()
+    checksum = words[words.index("checksum") + 1] if "checksum" in words else None
+    return float(meas[1]), int(meas[3]), checksum
+
+
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--markdown", default="")
+    opt = ap.parse_args()
+    bindir = os.path.join(opt.build, "bench")
+    allocs = allocators(opt.build)
+    benches = [b for b in BENCHES if not opt.only or b[0] in opt.only.split(",")]
+    times = {(b[0], a[0]): [] for b in benches for a in allocs}
+    rss = {(b[0], a[0]): [] for b in benches for a in allocs}
+    sums = {}
+    bad = []
+    for r in range(opt.rounds):
+        order = allocs[r % len(allocs):] + allocs[:r % len(allocs)]
+        for name, prog, extra in benches:
+            for aname, lib in order:
+                wall, peak, checksum = run_one(os.path.join(bindir, "runone"), os.path.join(bindir, prog),
+                                              [str(opt.scale)] + extra, lib, {})
+                times[(name, aname)].append(wall)
+                rss[(name, aname)].append(peak)
+                ref = sums.setdefault(name, checksum)
+                if checksum != ref:
+                    bad.append(f"{name}: checksum {checksum} under {aname}, {ref} under another")
+        print(f"round {r + 1}/{opt.rounds} done", file=sys.stderr)
+
+    names = [a[0] for a in allocs]
+    lines = []
+    head = "| benchmark | " + " | ".join(names) + " |"
+    sep = "|---|" + "---|" * len(names)
+
+    def table(title, data, fmt):
+        lines.append(f"**{title}** (median of {opt.rounds}; ×: ratio to mimalloc, lower is better)")
+        lines.append("")
+        lines.append(head)
+        lines.append(sep)
+        ratios = {a: [] for a in names}
+        for name, _, _ in benches:
+            base = statistics.median(data[(name, "mimalloc")]) if "mimalloc" in names else None
+            cells = []
+            for a in names:
+                med = statistics.median(data[(name, a)])
+                ratio = med / base if base else float("nan")
+                ratios[a].append(ratio)
+                cells.append(f"{fmt(med)} ×{ratio:.2f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("| geometric mean | " + " | ".join(f"×{geomean(ratios[a]):.2f}" for a in names) + " |")
+        lines.append("")
+
+    table("Wall time", times, lambda v: f"{v:.3f} s")
+    table("Peak RSS", rss, lambda v: f"{v / 1048576:.1f} MiB")
+    lines.append(f"Ranges (min–max of {opt.rounds} rounds), time in s / peak RSS in MiB:")
+    lines.append("")
+    lines.append(head)
+    lines.append(sep)
+    for name, _, _ in benches:
+        cells = []
+        for a in names:
+            t, m = times[(name, a)], rss[(name, a)]
+            cells.append(f"{min(t):.3f}–{max(t):.3f} / {min(m) / 1048576:.1f}–{max(m) / 1048576:.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    if opt.markdown:
+        with open(opt.markdown, "w") as f:
+            f.write(text + "\n")
+    for b in bad:
+        print("ERROR: " + b, file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
