@@ -188,6 +188,7 @@ MT_HIDDEN void mt__segment_span_free(mt_heap *heap, mt_segment *seg, mt_page *pa
 MT_HIDDEN void mt__segment_purge(mt_segment *seg, uint64_t now, uint64_t delay, bool force);
 MT_HIDDEN void mt__segment_release(mt_segment *seg); /* empty segment: cache or unmap */
 MT_HIDDEN void mt__segment_abandon_heap(mt_heap *heap);
+MT_HIDDEN void mt__segment_sweep_abandoned(bool force);
 MT_HIDDEN void mt__segment_cache_maintain(uint64_t now, bool force);
 MT_HIDDEN void mt__segment_locks(int what); /* 0 lock, 1 unlock, 2 reinit (fork) */
 MT_HIDDEN uint64_t mt__segment_count(void);

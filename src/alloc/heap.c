@@ -127,6 +127,7 @@ void mt__heap_maintain(mt_heap *heap, bool force) {
     for (mt_segment *seg = heap->segments; seg != NULL; seg = seg->next)
       mt__segment_purge(seg, now, delay < 0 ? 0 : (uint64_t)delay, force);
   }
+  mt__segment_sweep_abandoned(force);
   mt__segment_cache_maintain(now, force);
   mt__huge_cache_maintain(now, force);
 }

@@ -339,3 +339,48 @@ void mt__segment_abandon_heap(mt_heap *heap) {
     seg = next;
   }
 }
+
+/* Abandoned segments only get their remote frees back when a thread adopts
+ * them. A thread doing maintenance sweeps them: takes back what other
+ * threads freed, returns empty spans, and releases segments that became
+ * empty, so memory of exited threads is not stranded when no new thread
+ * comes to adopt it. */
+void mt__segment_sweep_abandoned(bool force) {
+  pthread_mutex_lock(&mt_seg_lock);
+  mt_segment *list = mt_seg_abandoned;
+  mt_seg_abandoned = NULL;
+  pthread_mutex_unlock(&mt_seg_lock);
+  if (list == NULL) return;
+  uint64_t now = mt__os_now_ms();
+  long long delay = mt__opt[MT_OPT_PURGE_DELAY];
+  mt_segment *keep = NULL, *keep_tail = NULL;
+  while (list != NULL) {
+    mt_segment *seg = list;
+    list = seg->next;
+    for (unsigned i = 1; i < MT_SLOTS;) {
+      mt_page *page = &seg->pages[i];
+      if (seg->free_mask & (1ULL << i)) {
+        i++;
+        continue;
+      }
+      unsigned n = page->slot_count ? page->slot_count : 1;
+      mt__page_collect(NULL, page);
+      if (page->used == 0) mt_span_release_slots(seg, page, (uint32_t)now);
+      i += n;
+    }
+    if (seg->used_slots == 0) {
+      mt__segment_release(seg);
+      continue;
+    }
+    if (force || delay >= 0) mt__segment_purge(seg, now, delay < 0 ? 0 : (uint64_t)delay, force);
+    seg->next = keep;
+    keep = seg;
+    if (keep_tail == NULL) keep_tail = seg;
+  }
+  if (keep != NULL) {
+    pthread_mutex_lock(&mt_seg_lock);
+    keep_tail->next = mt_seg_abandoned;
+    mt_seg_abandoned = keep;
+    pthread_mutex_unlock(&mt_seg_lock);
+  }
+}
