@@ -97,11 +97,11 @@ static void mt_span_release_slots(mt_segment *seg, mt_page *page, uint32_t now) 
   seg->used_slots -= n;
 }
 
-/* Adopt an abandoned segment: take back remote frees, retire empty pages,
- * queue the rest in this heap. */
-static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
-  mt_heap_link_segment(heap, seg);
-  uint32_t now = (uint32_t)mt__os_now_ms();
+/* Walk the spans of a segment that this thread holds exclusively: take
+ * back remote frees, return spans that became empty, hand the rest to
+ * live (may be NULL). */
+typedef void mt_live_page_fn(mt_page *page, void *arg);
+static void mt_segment_reclaim(mt_segment *seg, uint32_t now, mt_live_page_fn *live, void *arg) {
   for (unsigned i = 1; i < MT_SLOTS;) {
     mt_page *page = &seg->pages[i];
     if (seg->free_mask & (1ULL << i)) {
@@ -109,26 +109,34 @@ static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
       continue;
     }
     unsigned n = page->slot_count ? page->slot_count : 1;
-    mt_store(&page->heap, heap);
-    mt__page_collect(heap, page);
-    if (page->used == 0) {
-      mt_span_release_slots(seg, page, now);
-    } else {
-      unsigned cls = page->cls;
-      page->next = page->prev = NULL;
-      page->in_full = 0;
-      if ((cls == MT_CLASS_LARGE || (page->free == NULL && page->capacity >= page->reserved)) &&
-          mt__page_mark_full(page)) {
-        mt__page_queue_push(&heap->full[cls], page);
-      } else {
-        mt__page_collect(heap, page);
-        mt__page_queue_push(&heap->avail[cls], page);
-      }
-      atomic_store_explicit(&page->owner_tag, (uintptr_t)heap | (page->aligned ? MT_TAG_ALIGNED : 0),
-                            memory_order_release);
-    }
+    mt__page_collect(NULL, page);
+    if (page->used == 0) mt_span_release_slots(seg, page, now);
+    else if (live != NULL) live(page, arg);
     i += n;
   }
+}
+
+static void mt_page_adopt(mt_page *page, void *arg) {
+  mt_heap *heap = arg;
+  unsigned cls = page->cls;
+  mt_store(&page->heap, heap);
+  page->next = page->prev = NULL;
+  page->in_full = 0;
+  if ((cls == MT_CLASS_LARGE || (page->free == NULL && page->capacity >= page->reserved)) &&
+      mt__page_mark_full(page)) {
+    mt__page_queue_push(&heap->full[cls], page);
+  } else {
+    mt__page_collect(heap, page);
+    mt__page_queue_push(&heap->avail[cls], page);
+  }
+  atomic_store_explicit(&page->owner_tag, (uintptr_t)heap | (page->aligned ? MT_TAG_ALIGNED : 0),
+                        memory_order_release);
+}
+
+/* Adopt an abandoned segment: its live pages join this heap's queues. */
+static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
+  mt_heap_link_segment(heap, seg);
+  mt_segment_reclaim(seg, (uint32_t)mt__os_now_ms(), mt_page_adopt, heap);
   /* blocks that arrived on full pages while we looked */
   atomic_fetch_or_explicit(&heap->remote_pending, ~0ULL, memory_order_relaxed);
 }
@@ -300,6 +308,15 @@ void mt__segment_cache_maintain(uint64_t now, bool force) {
   }
 }
 
+static void mt_page_abandon(mt_page *page, void *arg) {
+  (void)arg;
+  page->aligned = (mt_load(&page->owner_tag) & MT_TAG_ALIGNED) ? 1 : page->aligned;
+  mt_store(&page->owner_tag, MT_TAG_ABANDONED);
+  mt_store(&page->heap, NULL);
+  mt__page_unmark_full(page);
+  page->next = page->prev = NULL;
+}
+
 /* The heap's thread is exiting: give back what is empty, leave the rest for
  * adoption. Remote frees into these pages keep landing on page->xfree. */
 void mt__segment_abandon_heap(mt_heap *heap) {
@@ -307,25 +324,7 @@ void mt__segment_abandon_heap(mt_heap *heap) {
   mt_segment *seg = heap->segments;
   while (seg != NULL) {
     mt_segment *next = seg->next;
-    for (unsigned i = 1; i < MT_SLOTS;) {
-      mt_page *page = &seg->pages[i];
-      if (seg->free_mask & (1ULL << i)) {
-        i++;
-        continue;
-      }
-      unsigned n = page->slot_count ? page->slot_count : 1;
-      mt__page_collect(heap, page);
-      if (page->used == 0) {
-        mt_span_release_slots(seg, page, now);
-      } else {
-        page->aligned = (mt_load(&page->owner_tag) & MT_TAG_ALIGNED) ? 1 : page->aligned;
-        mt_store(&page->owner_tag, MT_TAG_ABANDONED);
-        mt_store(&page->heap, NULL);
-        mt__page_unmark_full(page);
-        page->next = page->prev = NULL;
-      }
-      i += n;
-    }
+    mt_segment_reclaim(seg, now, mt_page_abandon, NULL);
     mt_heap_unlink_segment(heap, seg);
     if (seg->used_slots == 0) {
       mt__segment_release(seg);
@@ -357,17 +356,7 @@ void mt__segment_sweep_abandoned(bool force) {
   while (list != NULL) {
     mt_segment *seg = list;
     list = seg->next;
-    for (unsigned i = 1; i < MT_SLOTS;) {
-      mt_page *page = &seg->pages[i];
-      if (seg->free_mask & (1ULL << i)) {
-        i++;
-        continue;
-      }
-      unsigned n = page->slot_count ? page->slot_count : 1;
-      mt__page_collect(NULL, page);
-      if (page->used == 0) mt_span_release_slots(seg, page, (uint32_t)now);
-      i += n;
-    }
+    mt_segment_reclaim(seg, (uint32_t)now, NULL, NULL);
     if (seg->used_slots == 0) {
       mt__segment_release(seg);
       continue;
