@@ -29,27 +29,39 @@ def find_lib(patterns):
     return None
 
 
-def allocators(build):
-    found = [("memtally", os.path.join(build, "libmemtally.so")), ("glibc", None)]
+def allocators(build, modes):
+    lib = os.path.join(build, "libmemtally.so")
+    found = [("memtally", lib, {})]
+    for mode in modes:
+        found.append((f"mt-{mode}", lib, {"MEMTALLY_MODE": mode}))
+    found.append(("glibc", None, {}))
     for name, pats in (("mimalloc", ["libmimalloc.so.2*"]), ("jemalloc", ["libjemalloc.so.2"]),
                        ("tcmalloc", ["libtcmalloc_minimal.so.4", "libtcmalloc.so.4"])):
         lib = find_lib(pats)
         if lib:
-            found.append((name, lib))
+            found.append((name, lib, {}))
         else:
             print(f"warning: {name} not installed, left out", file=sys.stderr)
     return found
 
 
 BENCHES = [
-    # name, program, extra args after the scale
-    ("tight", "b_tight", []),
-    ("tight-2t", "b_tight", ["2"]),
-    ("prodcons", "b_prodcons", []),
+    # name, program, extra args after the scale (the first argument)
+    ("cfrac", "b_cfrac", []),
+    ("espresso", "b_espresso", []),
     ("larson-2t", "b_larson", ["2"]),
+    ("cache-scratch", "b_cache", ["2"], "scratch"),
+    ("cache-thrash", "b_cache", ["2"], "thrash"),
+    ("xmalloc", "b_xmalloc", ["1"]),
+    ("prodcons", "b_prodcons", []),
+    ("mstress-4t", "b_mstress", ["4"]),
+    ("rptest-2t", "b_rptest", ["2"]),
+    ("alloc-test-2t", "b_alloctest", ["2"]),
+    ("glibc-simple", "b_tight", []),
+    ("glibc-thread", "b_tight", ["2"]),
+    ("malloc-large", "b_large", []),
     ("mixed", "b_mixed", []),
     ("realloc", "b_realloc", []),
-    ("large", "b_large", []),
 ]
 
 
@@ -86,9 +98,10 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--only", default="")
     ap.add_argument("--markdown", default="")
+    ap.add_argument("--modes", default="lean,speed", help="memtally modes to add as columns")
     opt = ap.parse_args()
     bindir = os.path.join(opt.build, "bench")
-    allocs = allocators(opt.build)
+    allocs = allocators(opt.build, [m for m in opt.modes.split(",") if m])
     benches = [b for b in BENCHES if not opt.only or b[0] in opt.only.split(",")]
     times = {(b[0], a[0]): [] for b in benches for a in allocs}
     rss = {(b[0], a[0]): [] for b in benches for a in allocs}
@@ -96,10 +109,12 @@ def main():
     bad = []
     for r in range(opt.rounds):
         order = allocs[r % len(allocs):] + allocs[:r % len(allocs)]
-        for name, prog, extra in benches:
-            for aname, lib in order:
+        for bench in benches:
+            name, prog, extra = bench[0], bench[1], bench[2]
+            first = bench[3:]  # a mode word before the scale, for programs with modes
+            for aname, lib, env in order:
                 wall, peak, checksum = run_one(os.path.join(bindir, "runone"), os.path.join(bindir, prog),
-                                              [str(opt.scale)] + extra, lib, {})
+                                              list(first) + [str(opt.scale)] + extra, lib, env)
                 times[(name, aname)].append(wall)
                 rss[(name, aname)].append(peak)
                 ref = sums.setdefault(name, checksum)
@@ -118,7 +133,7 @@ def main():
         lines.append(head)
         lines.append(sep)
         ratios = {a: [] for a in names}
-        for name, _, _ in benches:
+        for name in [b[0] for b in benches]:
             base = statistics.median(data[(name, "mimalloc")]) if "mimalloc" in names else None
             cells = []
             for a in names:
@@ -136,7 +151,7 @@ def main():
     lines.append("")
     lines.append(head)
     lines.append(sep)
-    for name, _, _ in benches:
+    for name in [b[0] for b in benches]:
         cells = []
         for a in names:
             t, m = times[(name, a)], rss[(name, a)]

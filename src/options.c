@@ -5,12 +5,13 @@
  * variable and keeps the default. Nothing here allocates. */
 #include "options.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "memtally.h"
 #include "os/os.h"
 
-typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE } mt_option_kind;
+typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE, MT_KIND_MODE } mt_option_kind;
 
 typedef struct mt_option_desc {
   const char *name;
@@ -21,17 +22,30 @@ typedef struct mt_option_desc {
   const char *description;
 } mt_option_desc;
 
+/* Defaults of the options that MEMTALLY_MODE chooses, by mode. */
+static const long long mt_mode_defaults[3][3] = {
+    /* purge delay ms, segment cache, huge cache bytes */
+    [MT_MODE_SPEED] = {1000, 32, 256LL << 20},
+    [MT_MODE_BALANCED] = {100, 8, 64LL << 20},
+    [MT_MODE_LEAN] = {10, 0, 16LL << 20},
+};
+static const char *const mt_mode_names[3] = {"speed", "balanced", "lean"};
+
 static const mt_option_desc mt_options[MT_OPT_COUNT] = {
+    [MT_OPT_MODE] = {"MEMTALLY_MODE", MT_KIND_MODE, MT_MODE_BALANCED, 0, 2, "balanced",
+                     "speed, balanced or lean: how long free memory stays committed and how much is cached (see Modes)."},
     [MT_OPT_STATS] = {"MEMTALLY_STATS", MT_KIND_BOOL, 0, 0, 1, "0",
                       "Print the statistics table to stderr at exit."},
     [MT_OPT_ABORT] = {"MEMTALLY_ABORT", MT_KIND_BOOL, 1, 0, 1, "1",
                       "Abort after reporting heap misuse (double free, foreign pointer); 0 reports and carries on."},
-    [MT_OPT_PURGE_DELAY] = {"MEMTALLY_PURGE_DELAY", MT_KIND_INT, 10, -1, 3600000, "10",
+    [MT_OPT_PURGE_DELAY] = {"MEMTALLY_PURGE_DELAY", MT_KIND_INT, 100, -1, 3600000, "1000 / 100 / 10",
                             "Milliseconds a free page stays committed before it is returned to the OS (0: at once, -1: never)."},
-    [MT_OPT_SEGMENT_CACHE] = {"MEMTALLY_SEGMENT_CACHE", MT_KIND_INT, 8, 0, 1024, "8",
+    [MT_OPT_SEGMENT_CACHE] = {"MEMTALLY_SEGMENT_CACHE", MT_KIND_INT, 8, 0, 1024, "32 / 8 / 0",
                               "Empty 4 MiB segments kept mapped process-wide for reuse."},
-    [MT_OPT_HUGE_CACHE] = {"MEMTALLY_HUGE_CACHE", MT_KIND_SIZE, 64LL << 20, 0, 1LL << 40, "64M",
+    [MT_OPT_HUGE_CACHE] = {"MEMTALLY_HUGE_CACHE", MT_KIND_SIZE, 64LL << 20, 0, 1LL << 40, "256M / 64M / 16M",
                            "Bytes of freed huge blocks (over 1 MiB) kept mapped for reuse."},
+    [MT_OPT_MEMLIMIT] = {"MEMTALLY_MEMLIMIT", MT_KIND_SIZE, 0, 0, 1LL << 50, "0",
+                         "Soft limit on committed bytes (0: none); above it free and cached memory is purged at once, and eagerly until back under. Live data is never refused."},
 };
 
 long long mt__opt[MT_OPT_COUNT];
@@ -51,6 +65,11 @@ int mt__option_parse(mt_option_id id, const char *text, long long *out) {
   const mt_option_desc *d = &mt_options[id];
   if (text == NULL) return -1;
   while (*text == ' ') text++;
+  if (d->kind == MT_KIND_MODE) {
+    for (int i = 0; i < 3; i++)
+      if (mt_streq_nocase(text, mt_mode_names[i])) return *out = i, 0;
+    return -1;
+  }
   if (d->kind == MT_KIND_BOOL) {
     static const char *yes[] = {"1", "on", "yes", "true"};
     static const char *no[] = {"0", "off", "no", "false"};
@@ -89,16 +108,30 @@ int mt__option_parse(mt_option_id id, const char *text, long long *out) {
   return 0;
 }
 
-static void mt_option_warn(const mt_option_desc *d, const char *text) {
-  char buf[512];
-  size_t n = 0;
-  const char *parts[] = {"memtally: warning: invalid value '", text, "' for ", d->name, "; using the default ",
-                         d->default_text, "\n"};
-  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-    for (const char *p = parts[i]; *p && n < sizeof buf - 2; p++) buf[n++] = *p;
+/* The value an option falls back to, as text: the mode's name, or the
+ * number (sizes with a K/M/G suffix when exact). */
+static void mt_option_value_text(int id, char *buf, size_t cap) {
+  long long v = mt__opt[id];
+  if (mt_options[id].kind == MT_KIND_MODE) {
+    snprintf(buf, cap, "%s", mt_mode_names[v]);
+    return;
   }
-  if (n >= sizeof buf - 2) buf[n++] = '\n';
-  mt__os_write_err(buf, n);
+  const char *suffix = "";
+  if (mt_options[id].kind == MT_KIND_SIZE && v != 0) {
+    if ((v & ((1LL << 30) - 1)) == 0) v >>= 30, suffix = "G";
+    else if ((v & ((1LL << 20) - 1)) == 0) v >>= 20, suffix = "M";
+    else if ((v & ((1LL << 10) - 1)) == 0) v >>= 10, suffix = "K";
+  }
+  snprintf(buf, cap, "%lld%s", v, suffix);
+}
+
+static void mt_option_warn(int id, const char *text) {
+  char buf[512], def[32];
+  mt_option_value_text(id, def, sizeof def);
+  int n = snprintf(buf, sizeof buf, "memtally: warning: invalid value '%.200s' for %s; using the default %s\n", text,
+                   mt_options[id].name, def);
+  if (n > (int)sizeof buf - 1) n = (int)sizeof buf - 1;
+  mt__os_write_err(buf, (size_t)n);
 }
 
 void mt__options_init(void) {
@@ -114,12 +147,18 @@ void mt__options_init(void) {
   if (!atomic_compare_exchange_strong(&mt_options_done, &expected, 1)) return;
   for (int i = 0; i < MT_OPT_COUNT; i++) {
     const char *text = mt__os_getenv(mt_options[i].name);
+    if (i == MT_OPT_MODE + 1) { /* the mode is known: it sets the next defaults */
+      const long long *md = mt_mode_defaults[mt__opt[MT_OPT_MODE]];
+      mt__opt[MT_OPT_PURGE_DELAY] = md[0];
+      mt__opt[MT_OPT_SEGMENT_CACHE] = md[1];
+      mt__opt[MT_OPT_HUGE_CACHE] = md[2];
+    }
     if (text == NULL) continue;
     long long v;
     if (mt__option_parse((mt_option_id)i, text, &v) == 0) {
       mt__opt[i] = v;
     } else {
-      mt_option_warn(&mt_options[i], text);
+      mt_option_warn(i, text);
     }
   }
 }

@@ -5,13 +5,17 @@
 #include "common.h"
 
 typedef enum mt_option_id {
+  MT_OPT_MODE, /* first: it sets the defaults of the purge and cache options */
   MT_OPT_STATS,
   MT_OPT_ABORT,
   MT_OPT_PURGE_DELAY,
   MT_OPT_SEGMENT_CACHE,
   MT_OPT_HUGE_CACHE,
+  MT_OPT_MEMLIMIT,
   MT_OPT_COUNT
 } mt_option_id;
+
+typedef enum { MT_MODE_SPEED, MT_MODE_BALANCED, MT_MODE_LEAN } mt_mode;
 
 /* Current values; valid after mt__options_init (defaults before). */
 MT_HIDDEN extern long long mt__opt[MT_OPT_COUNT];

@@ -250,7 +250,8 @@ static void test_purge(void) {
   mt_stats_get(&s1);
   CHECK(s1.bytes_committed >= s0.bytes_committed + (size_t)N * 1000);
   for (int i = 0; i < N; i++) mt_free(ps[i]);
-  usleep(50 * 1000); /* past the default 10 ms delay */
+  long long delay = mt_option_value("PURGE_DELAY");
+  usleep((useconds_t)(delay * 2 + 20) * 1000); /* past the purge delay */
   for (int i = 0; i < 3000; i++) mt_free(mt_malloc(1000)); /* activity runs the purge */
   mt_stats_get(&s2);
   CHECKF(s2.bytes_committed < s1.bytes_committed - (size_t)N * 1000 / 2, "committed %llu after free, %llu before",

@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
   /* invalid option values: one warning naming the variable, default kept */
   r = run(self, "ok", "MEMTALLY_PURGE_DELAY=soon", "MEMTALLY_STATS=maybe");
   CHECKF(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "bad options status %d", r.status);
-  CHECKF(strstr(r.out, "memtally: warning: invalid value 'soon' for MEMTALLY_PURGE_DELAY; using the default 10"),
+  CHECKF(strstr(r.out, "memtally: warning: invalid value 'soon' for MEMTALLY_PURGE_DELAY; using the default 100"),
          "%s", r.out);
   CHECK(strstr(r.out, "invalid value 'maybe' for MEMTALLY_STATS; using the default 0"));
   CHECK(count_lines_with(r.out, "memtally: warning") == 2);

@@ -137,7 +137,8 @@ void mt__huge_free(mt_heap *heap, mt_segment *seg) {
     mt_counter_add(&heap->huge_bytes_free, seg->huge_size);
   }
   long long limit = mt__opt[MT_OPT_HUGE_CACHE];
-  if (seg->huge_offset < MT_SEG_SIZE && mt__opt[MT_OPT_PURGE_DELAY] != 0 && (long long)seg->map_size <= limit) {
+  if (seg->huge_offset < MT_SEG_SIZE && mt__opt[MT_OPT_PURGE_DELAY] != 0 && (long long)seg->map_size <= limit &&
+      !mt_load(&mt__os_over_limit)) {
     pthread_mutex_lock(&mt_huge_lock);
     if ((long long)(mt_huge_cache_bytes + seg->map_size) <= limit) {
       seg->cached_at = mt__os_now_ms();

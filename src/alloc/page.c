@@ -7,11 +7,13 @@
  * runs out of blocks in that class. */
 #include "alloc.h"
 
+#include "../os/os.h"
 #include "../track.h"
 
 mt_page mt__page_empty; /* free == NULL: every pop from it takes the slow path */
 
-#define MT_EXTEND_BYTES 4096 /* memory a free-list extension touches at most */
+#define MT_EXTEND_BYTES 4096 /* memory a free-list extension touches for small blocks */
+#define MT_EXTEND_MIN 4      /* blocks an extension links at least */
 
 MT_HIDDEN void mt__countdown_hit(mt_heap *heap, void *block, size_t size);
 
@@ -79,7 +81,9 @@ void mt__page_unmark_full(mt_page *page) {
 
 static void mt_page_extend(mt_page *page) {
   uint32_t bsize = page->block_size;
-  uint32_t count = bsize >= MT_EXTEND_BYTES ? 1 : MT_EXTEND_BYTES / bsize;
+  /* about one OS page of small blocks, and at least a few large ones */
+  uint32_t count = MT_EXTEND_BYTES / bsize;
+  if (count < MT_EXTEND_MIN) count = MT_EXTEND_MIN;
   uint32_t left = page->reserved - page->capacity;
   if (count > left) count = left;
   uint8_t *first = page->start + (size_t)page->capacity * bsize;
@@ -180,6 +184,7 @@ mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls) {
   }
   uint32_t bsize = mt__class_size[cls];
   unsigned slots = mt_class_slots(cls);
+  if (mt_load(&mt__os_over_limit)) mt__heap_maintain(heap, true);
   page = mt__segment_span_alloc(heap, slots);
   if (page == NULL) return NULL;
   uint32_t reserved = (uint32_t)(((size_t)slots << MT_SLOT_SHIFT) / bsize);

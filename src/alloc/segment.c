@@ -255,7 +255,8 @@ void mt__segment_release(mt_segment *seg) {
   seg->heap = NULL;
   seg->cached_at = mt__os_now_ms();
   pthread_mutex_lock(&mt_seg_lock);
-  if (mt_seg_cache_count < (size_t)mt__opt[MT_OPT_SEGMENT_CACHE] && mt__opt[MT_OPT_PURGE_DELAY] != 0) {
+  if (mt_seg_cache_count < (size_t)mt__opt[MT_OPT_SEGMENT_CACHE] && mt__opt[MT_OPT_PURGE_DELAY] != 0 &&
+      !mt_load(&mt__os_over_limit)) {
     seg->next = mt_seg_cache;
     mt_seg_cache = seg;
     mt_seg_cache_count++;
@@ -275,7 +276,7 @@ void mt__segment_span_free(mt_heap *heap, mt_segment *seg, mt_page *page) {
     mt__segment_release(seg);
     return;
   }
-  if (delay == 0) {
+  if (delay == 0 || mt_load(&mt__os_over_limit)) {
     mt__segment_purge(seg, now, 0, true);
   } else if (delay > 0 && now - heap->last_maintenance_ms >= (uint64_t)delay) {
     /* a phase that only frees still gives memory back */

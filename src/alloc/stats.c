@@ -65,7 +65,8 @@ void mt__countdown_hit(mt_heap *heap, void *block, size_t size) {
   uint64_t now = mt__os_now_ms();
   long long delay = mt__opt[MT_OPT_PURGE_DELAY];
   uint64_t every = delay > 2 ? (uint64_t)delay / 2 : 1;
-  if (now - heap->last_maintenance_ms >= every) mt__heap_maintain(heap, false);
+  if (mt_load(&mt__os_over_limit)) mt__heap_maintain(heap, true); /* over the soft limit: purge all */
+  else if (now - heap->last_maintenance_ms >= every) mt__heap_maintain(heap, false);
 }
 
 int mt_stats_get(mt_stats *st) {

@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "os.h"
 
+#include "../options.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 mt_os_counters mt__os;
+_Atomic int mt__os_over_limit;
 static size_t mt_os_pagesize = 4096;
 extern char **environ;
 
@@ -94,6 +97,12 @@ int mt__os_protect(void *p, size_t size, int readable) {
 
 void mt__os_commit_add(int64_t delta) {
   uint64_t now = atomic_fetch_add_explicit(&mt__os.committed, (uint64_t)delta, memory_order_relaxed) + (uint64_t)delta;
+  long long limit = mt__opt[MT_OPT_MEMLIMIT];
+  if (limit > 0) {
+    int over = now > (uint64_t)limit;
+    if (over != atomic_load_explicit(&mt__os_over_limit, memory_order_relaxed))
+      atomic_store_explicit(&mt__os_over_limit, over, memory_order_relaxed);
+  }
   if (delta > 0) {
     uint64_t peak = atomic_load_explicit(&mt__os.committed_peak, memory_order_relaxed);
     while (now > peak && !atomic_compare_exchange_weak_explicit(&mt__os.committed_peak, &peak, now,

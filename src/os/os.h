@@ -15,6 +15,8 @@ typedef struct mt_os_counters {
 } mt_os_counters;
 
 MT_HIDDEN extern mt_os_counters mt__os;
+/* 1 while committed bytes exceed MEMTALLY_MEMLIMIT: purge eagerly. */
+MT_HIDDEN extern _Atomic int mt__os_over_limit;
 
 MT_HIDDEN void mt__os_init(void);
 MT_HIDDEN size_t mt__os_page_size(void);
