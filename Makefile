@@ -1,11 +1,12 @@
 # Makefile -- memtally's commands: demo, check, bench (CMake and ctest underneath)
 BUILD ?= build
 JOBS ?= 2
-CHECK_PKGS := cmake make gcc g++ clang python3 sqlite3 git perl
+CHECK_PKGS := cmake make gcc g++ clang python3 sqlite3 git perl golang-go valgrind
 BENCH_PKGS := libmimalloc2.0 libjemalloc2 libgoogle-perftools-dev
 ROUNDS ?= 5
+SOAK_MINUTES ?= 10
 
-.PHONY: all build check bench demo clean deps-check deps-bench
+.PHONY: all build check bench soak demo clean deps-check deps-bench
 
 all: build
 
@@ -26,6 +27,13 @@ check: build
 # Run the benchmark suite under memtally, glibc, mimalloc, jemalloc, tcmalloc.
 bench: deps-bench build
 	@python3 bench/run.py --build $(BUILD) --rounds $(ROUNDS) --markdown $(BUILD)/bench.md
+	@sh scripts/ensure-packages.sh valgrind
+	@sh bench/fastpath.sh $(BUILD)
+
+# A long mixed multithreaded run: RSS drift, throughput variation, syscalls;
+# writes $(BUILD)/soak.csv and $(BUILD)/soak.svg.
+soak: build
+	@$(BUILD)/bench/soak --seconds $$(( $(SOAK_MINUTES) * 60 )) --threads 2 --csv $(BUILD)/soak.csv --svg $(BUILD)/soak.svg
 
 # Build, run the example workload on memtally and print what it allocated.
 demo: build

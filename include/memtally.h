@@ -106,6 +106,16 @@ MT_API int mt_option_get_info(size_t index, mt_option_info *out);
  * -1 if name is unknown. name with or without the MEMTALLY_ prefix. */
 MT_API long long mt_option_value(const char *name);
 
+/* ---- heap profiler -------------------------------------------------------
+ * Sampling is on by default (MEMTALLY_PROF, MEMTALLY_PROF_RATE). */
+/* Write the current heap profile (pprof, gzipped: cumulative allocations and
+ * in-use figures) to path, through a temporary file renamed into place.
+ * 0 on success; -1 with errno (EINVAL for a NULL or empty path, ENOTSUP
+ * when the profiler is off, or the error from writing the file). */
+MT_API int mt_prof_dump(const char *path);
+/* 1 when allocations are being sampled. */
+MT_API int mt_prof_enabled(void);
+
 MT_API const char *mt_version(void);
 
 #ifdef __cplusplus

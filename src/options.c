@@ -11,7 +11,7 @@
 #include "memtally.h"
 #include "os/os.h"
 
-typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE, MT_KIND_MODE } mt_option_kind;
+typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE, MT_KIND_MODE, MT_KIND_TEXT } mt_option_kind;
 
 typedef struct mt_option_desc {
   const char *name;
@@ -46,9 +46,19 @@ static const mt_option_desc mt_options[MT_OPT_COUNT] = {
                            "Bytes of freed huge blocks (over 1 MiB) kept mapped for reuse."},
     [MT_OPT_MEMLIMIT] = {"MEMTALLY_MEMLIMIT", MT_KIND_SIZE, 0, 0, 1LL << 50, "0",
                          "Soft limit on committed bytes (0: none); above it free and cached memory is purged at once, and eagerly until back under. Live data is never refused."},
+    [MT_OPT_PROF] = {"MEMTALLY_PROF", MT_KIND_BOOL, 1, 0, 1, "1", "Sample allocations for the heap profiler (0: off)."},
+    [MT_OPT_PROF_RATE] = {"MEMTALLY_PROF_RATE", MT_KIND_SIZE, 512 * 1024, 1, 1LL << 40, "512K",
+                          "Mean bytes allocated between two samples; 1 records every allocation exactly."},
+    [MT_OPT_PROF_OUT] = {"MEMTALLY_PROF_OUT", MT_KIND_TEXT, 0, 0, 0, "(unset)",
+                         "Path prefix for profiles: PREFIX.PID.exit.pb.gz at exit, and the interval, peak and signal profiles; also installs the SIGUSR2 handler."},
+    [MT_OPT_PROF_INTERVAL] = {"MEMTALLY_PROF_INTERVAL", MT_KIND_INT, 0, 0, 86400 * 365, "0",
+                              "Seconds between window profiles PREFIX.PID.window.N.pb.gz (allocations of that window, in-use at its end); 0: none."},
+    [MT_OPT_PROF_PEAK] = {"MEMTALLY_PROF_PEAK", MT_KIND_BOOL, 0, 0, 1, "0",
+                          "Write PREFIX.PID.peak.pb.gz with the in-use profile at the high-water mark (rewritten when a new peak is 5% higher)."},
 };
 
 long long mt__opt[MT_OPT_COUNT];
+const char *mt__opt_str[MT_OPT_COUNT];
 static _Atomic int mt_options_defaulted;
 
 static _Atomic int mt_options_done;
@@ -65,6 +75,7 @@ int mt__option_parse(mt_option_id id, const char *text, long long *out) {
   const mt_option_desc *d = &mt_options[id];
   if (text == NULL) return -1;
   while (*text == ' ') text++;
+  if (d->kind == MT_KIND_TEXT) return *text ? (*out = 1, 0) : -1;
   if (d->kind == MT_KIND_MODE) {
     for (int i = 0; i < 3; i++)
       if (mt_streq_nocase(text, mt_mode_names[i])) return *out = i, 0;
@@ -116,6 +127,10 @@ static void mt_option_value_text(int id, char *buf, size_t cap) {
     snprintf(buf, cap, "%s", mt_mode_names[v]);
     return;
   }
+  if (mt_options[id].kind == MT_KIND_TEXT) {
+    snprintf(buf, cap, "(unset)");
+    return;
+  }
   const char *suffix = "";
   if (mt_options[id].kind == MT_KIND_SIZE && v != 0) {
     if ((v & ((1LL << 30) - 1)) == 0) v >>= 30, suffix = "G";
@@ -157,6 +172,7 @@ void mt__options_init(void) {
     long long v;
     if (mt__option_parse((mt_option_id)i, text, &v) == 0) {
       mt__opt[i] = v;
+      if (mt_options[i].kind == MT_KIND_TEXT) mt__opt_str[i] = text;
     } else {
       mt_option_warn(i, text);
     }

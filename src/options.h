@@ -12,6 +12,11 @@ typedef enum mt_option_id {
   MT_OPT_SEGMENT_CACHE,
   MT_OPT_HUGE_CACHE,
   MT_OPT_MEMLIMIT,
+  MT_OPT_PROF,
+  MT_OPT_PROF_RATE,
+  MT_OPT_PROF_OUT,
+  MT_OPT_PROF_INTERVAL,
+  MT_OPT_PROF_PEAK,
   MT_OPT_COUNT
 } mt_option_id;
 
@@ -19,6 +24,7 @@ typedef enum { MT_MODE_SPEED, MT_MODE_BALANCED, MT_MODE_LEAN } mt_mode;
 
 /* Current values; valid after mt__options_init (defaults before). */
 MT_HIDDEN extern long long mt__opt[MT_OPT_COUNT];
+MT_HIDDEN extern const char *mt__opt_str[MT_OPT_COUNT]; /* text options (NULL: unset) */
 /* Parse the environment. Safe to call more than once; only the first call
  * that sees an environment does the work. Never allocates. */
 MT_HIDDEN void mt__options_init(void);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../options.h"
+#include "../prof/prof.h"
 #include "../os/os.h"
 #include "../track.h"
 #include "memtally.h"
@@ -33,7 +34,6 @@ const uint32_t mt__class_size[MT_NCLASSES] = {
 static void *mt_malloc_generic(mt_heap *heap, size_t size);
 
 #define MT_REALLOC_SPAN_MIN (16 * 1024) /* growing reallocs from here on get a span */
-MT_HIDDEN void mt__countdown_hit(mt_heap *heap, void *block, size_t size);
 
 /* Pop a block from a page that has one. Cost: 2 loads, 2 stores, 1 add,
  * 1 counter increment, 1 compare-and-branch on the countdown. */
@@ -43,7 +43,7 @@ MT_INLINE void *mt_page_pop(mt_heap *heap, mt_page *page, mt_block *b, size_t si
   mt_counter_add(&heap->nalloc[page->cls], 1);
   mt_track_malloc(b, size, page->block_size);
   heap->countdown -= (int64_t)page->block_size;
-  if (mt_unlikely(heap->countdown < 0)) mt__countdown_hit(heap, b, size);
+  if (mt_unlikely(heap->countdown < 0)) return mt__countdown_hit(heap, page, b, size);
   return b;
 }
 
@@ -74,7 +74,7 @@ static MT_NOINLINE void *mt_malloc_generic(mt_heap *heap, size_t size) {
     mt_page *page = heap->current[cls];
     mt_block *b = page->free;
     if (b == NULL) {
-      page = mt__page_alloc_slow(heap, cls);
+      page = mt__page_alloc_slow(heap, cls, 0);
       if (page == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -145,6 +145,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
       mt__report(hs == NULL ? "free of a pointer memtally does not own" : "free of a pointer inside a block", p, MT_CLASS_HUGE);
       goto done;
     }
+    if (hs->pages[0].sampled) mt__prof_on_free(p);
     mt__huge_free(mt__tls_heap, hs);
     goto done;
   }
@@ -155,16 +156,16 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
     mt__report("free of a pointer that is not an allocated block", p, -1);
     goto done;
   }
-  mt_block *b = (mt_block *)p;
-  if (tag & MT_TAG_ALIGNED) {
-    b = mt_block_start(page, p);
-    tag &= ~MT_TAG_ALIGNED;
-  } else if (mt_block_start(page, p) != b) {
-    /* Only pages of more than one slot get here from an interior slot, so
-     * the division is off the fast path. */
+  /* The page's own fields say whether it holds aligned interior pointers or
+   * samples (its tag bits only send frees here). The division is off the
+   * fast path: only multi-slot, aligned and sampled pages get here. */
+  mt_block *b = mt_block_start(page, p);
+  if (b != (mt_block *)p && !page->aligned) {
     mt__report("free of a pointer inside a block", p, page->cls);
     goto done;
   }
+  if (page->sampled) mt__prof_on_free(b);
+  if (tag != MT_TAG_ABANDONED) tag &= ~MT_TAG_FLAGS;
   mt_heap *heap = mt__tls_heap;
   if (tag == (uintptr_t)heap) {
     if (b == page->free) {
@@ -182,6 +183,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
    * The counters belong to the freeing thread; sums stay exact. Everything
    * read from the page is read before the push. */
   unsigned cls = page->cls;
+  unsigned kind = mt_page_kind(page);
   uint32_t bsize = page->block_size;
   mt_heap *owner = mt_load(&page->heap);
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
@@ -202,7 +204,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
   /* The first block into a page on the full queue: tell the owner which
    * class to look at. A stale owner only gets a needless look. */
   if (w == MT_XFREE_FULL && owner != NULL)
-    atomic_fetch_or_explicit(&owner->remote_pending, 1ULL << cls, memory_order_release);
+    atomic_fetch_or_explicit(&owner->remote_pending[kind], 1ULL << cls, memory_order_release);
 done:
   errno = saved_errno;
 }
@@ -233,7 +235,7 @@ size_t mt_usable_size(const void *p) {
     return hs->huge_size - (size_t)((const uint8_t *)p - start);
   }
   mt_page *page = mt_page_resolve(seg, &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> MT_SLOT_SHIFT]);
-  if (mt_load(&page->owner_tag) & MT_TAG_ALIGNED) {
+  if (page->aligned) {
     mt_block *b = mt_block_start(page, p);
     return page->block_size - (size_t)((const uint8_t *)p - (uint8_t *)b);
   }

@@ -48,6 +48,8 @@
 #define MT_TAG_HUGE ((uintptr_t)3)     /* the page of a huge segment */
 #define MT_TAG_ALIGNED ((uintptr_t)2)  /* or-ed into a heap tag: page has interior pointers */
 #define MT_TAG_ABANDONED ((uintptr_t)5) /* its thread exited; waiting to be adopted */
+#define MT_TAG_SAMPLED ((uintptr_t)4)  /* or-ed into a heap tag: a page of sampled blocks */
+#define MT_TAG_FLAGS (MT_TAG_ALIGNED | MT_TAG_SAMPLED)
 
 /* Bit 0 of page->xfree: the page is on its heap's full queue. Keeping it in
  * the same word as the list lets one CAS push a remote free and learn
@@ -72,6 +74,7 @@ typedef struct mt_page {
   uint8_t first_slot;            /* index of the span's first slot (interior slots too) */
   uint8_t in_full;               /* 1 while on the heap's full queue (owner only) */
   uint8_t aligned;               /* 1 once an aligned interior pointer was handed out */
+  uint8_t sampled;               /* 1: blocks of this page are profiler samples */
   uint32_t capacity;             /* blocks linked into lists so far (lazy) */
   uint32_t reserved;             /* blocks that fit in the span */
   _Atomic uintptr_t xfree;       /* blocks freed by other threads, | MT_XFREE_FULL */
@@ -105,15 +108,21 @@ typedef struct mt_heap {
   mt_page *direct[MT_DIRECT_COUNT];   /* current page for sizes <= 1 KiB, by (n + 15) >> 4 */
   mt_page *current[MT_NCLASSES];      /* current page per class */
   int64_t countdown;                  /* bytes until the next sample / bookkeeping event */
+  int64_t countdown_set;              /* what countdown was set to */
+  int64_t prof_left;                  /* bytes until the next sample */
+  int64_t keep_left;                  /* bytes until the next bookkeeping */
+  uint64_t prof_rng;                  /* sampling interval generator state */
+  int in_prof;                        /* 1 while the profiler runs on this thread */
+  mt_page *scurrent[MT_NCLASSES];     /* current page of sampled blocks per class */
   _Atomic uint64_t nalloc[MT_CLASS_COUNT]; /* allocations by class (this thread) */
   _Atomic uint64_t nfree[MT_CLASS_COUNT];  /* frees by class, done by this thread */
   _Atomic uint64_t huge_bytes_alloc;  /* bytes of huge blocks allocated */
   _Atomic uint64_t huge_bytes_free;   /* bytes of huge blocks freed by this thread */
   _Atomic uint64_t large_bytes_alloc; /* bytes of large blocks allocated */
   _Atomic uint64_t large_bytes_free;
-  _Atomic uint64_t remote_pending;    /* bit per class: a full page got a remote free */
-  mt_page_queue avail[MT_CLASS_COUNT];/* pages that may have free blocks */
-  mt_page_queue full[MT_CLASS_COUNT]; /* pages with no free block at last look */
+  _Atomic uint64_t remote_pending[2]; /* [sampled] bit per class: a full page got a remote free */
+  mt_page_queue avail[2][MT_CLASS_COUNT]; /* [sampled][class] pages that may have free blocks */
+  mt_page_queue full[2][MT_CLASS_COUNT];  /* [sampled][class] pages with no free block at last look */
   mt_segment *segments;               /* segments owned by this heap */
   size_t segment_count;
   uint64_t last_maintenance_ms;
@@ -122,6 +131,12 @@ typedef struct mt_heap {
   struct mt_heap *next_all;           /* registry of every heap ever made */
   struct mt_heap *next_free;          /* free list of heaps to reuse */
 } mt_heap;
+
+/* Which of a heap's two queue sets a page lives in: pages of sampled blocks
+ * have their own, except large pages (one block each, marked when sampled). */
+MT_INLINE unsigned mt_page_kind(const mt_page *page) {
+  return page->cls == MT_CLASS_LARGE ? 0u : page->sampled;
+}
 
 /* ---- size classes (sizeclass in alloc.c) ---- */
 MT_HIDDEN extern const uint32_t mt__class_size[MT_NCLASSES];
@@ -166,7 +181,8 @@ MT_HIDDEN void mt__heap_maintain(mt_heap *heap, bool force);
 MT_HIDDEN void mt__heap_collect_remote(mt_heap *heap, unsigned cls);
 
 /* ---- pages (page.c) ---- */
-MT_HIDDEN mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls); /* a page of cls with a free block, or NULL */
+/* A page of cls with a free block (of sampled blocks if sampled), or NULL. */
+MT_HIDDEN mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls, int sampled);
 MT_HIDDEN void *mt__large_alloc(mt_heap *heap, size_t size, size_t align);
 /* Grow a large block of this heap in place over free slots that follow it;
  * 0 on success. */
@@ -205,8 +221,15 @@ MT_HIDDEN void mt__huge_locks(int what);
 /* ---- misuse reports (alloc.c) ---- */
 MT_HIDDEN void mt__report(const char *what, const void *p, int cls) MT_COLD;
 
+/* ---- the countdown hook (sample.c) ---- */
+/* The countdown crossed zero after block was popped from page (NULL page for
+ * large and huge blocks, already accounted). Returns the block to hand out:
+ * a sampled allocation is moved to a page of sampled blocks. */
+MT_HIDDEN void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size);
+MT_HIDDEN void mt__countdown_reset(mt_heap *heap);
+
 /* ---- stats (stats.c) ---- */
-MT_HIDDEN void mt__stats_on_countdown(mt_heap *heap);
+MT_HIDDEN uint64_t mt__stats_in_use(void);
 MT_HIDDEN void mt__stats_note_peak(void);
 MT_HIDDEN void mt__stats_at_exit(void);
 

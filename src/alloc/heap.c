@@ -11,6 +11,7 @@
 
 #include "../options.h"
 #include "../os/os.h"
+#include "../prof/prof.h"
 #include "alloc.h"
 #include "memtally.h"
 
@@ -41,6 +42,7 @@ void mt__init(void) {
   if (atomic_compare_exchange_strong(&mt_init_state, &expected, 1)) {
     mt__os_init();
     mt__options_init();
+    mt__prof_init();
     pthread_key_create(&mt_heap_key, mt_heap_done);
     atomic_store_explicit(&mt_init_state, 2, memory_order_release);
   } else {
@@ -68,13 +70,14 @@ static void *mt_meta_alloc(size_t size) {
 
 static void mt_heap_reset(mt_heap *heap) {
   for (unsigned i = 0; i < MT_DIRECT_COUNT; i++) heap->direct[i] = &mt__page_empty;
-  for (unsigned i = 0; i < MT_NCLASSES; i++) heap->current[i] = &mt__page_empty;
+  for (unsigned i = 0; i < MT_NCLASSES; i++) heap->current[i] = heap->scurrent[i] = &mt__page_empty;
   memset(heap->avail, 0, sizeof heap->avail);
   memset(heap->full, 0, sizeof heap->full);
   heap->segments = NULL;
   heap->segment_count = 0;
-  heap->countdown = MT_COUNTDOWN_BYTES;
-  atomic_store_explicit(&heap->remote_pending, 0, memory_order_relaxed);
+  atomic_store_explicit(&heap->remote_pending[0], 0, memory_order_relaxed);
+  atomic_store_explicit(&heap->remote_pending[1], 0, memory_order_relaxed);
+  mt__countdown_reset(heap);
 }
 
 mt_heap *mt__heap_for_thread(void) {
@@ -137,10 +140,11 @@ void mt_collect(void) {
   if (heap == NULL) return;
   /* Empty pages kept as a class's current page go back as well. */
   for (unsigned c = 0; c < MT_NCLASSES; c++) {
-    mt_page *page = heap->current[c];
-    if (page != &mt__page_empty) {
-      mt__page_collect(heap, page);
-      if (page->used == 0) mt__page_retire(heap, page);
+    mt_page *pages[2] = {heap->current[c], heap->scurrent[c]};
+    for (int k = 0; k < 2; k++) {
+      if (pages[k] == &mt__page_empty) continue;
+      mt__page_collect(heap, pages[k]);
+      if (pages[k]->used == 0) mt__page_retire(heap, pages[k]);
     }
   }
   mt__heap_maintain(heap, true);
@@ -149,6 +153,7 @@ void mt_collect(void) {
 /* ---- fork: hold every lock across fork so the child finds them free ---- */
 
 static void mt_fork_prepare(void) {
+  mt__prof_locks(0);
   pthread_mutex_lock(&mt_heaps_mutex);
   mt__segment_locks(0);
   mt__huge_locks(0);
@@ -158,6 +163,7 @@ static void mt_fork_parent(void) {
   mt__huge_locks(1);
   mt__segment_locks(1);
   pthread_mutex_unlock(&mt_heaps_mutex);
+  mt__prof_locks(1);
 }
 
 /* In the child only the forking thread lives on. Other threads' heaps may
@@ -167,6 +173,7 @@ static void mt_fork_child(void) {
   mt__huge_locks(2);
   mt__segment_locks(2);
   pthread_mutex_init(&mt_heaps_mutex, NULL);
+  mt__prof_after_fork_child(); /* the child's profile starts empty */
   mt_heap *self = mt__tls_heap;
   if (self != &mt__heap_empty) self->tid = mt__os_thread_id();
 }
@@ -174,6 +181,10 @@ static void mt_fork_child(void) {
 __attribute__((constructor(101))) static void mt_process_start(void) {
   mt__init();
   pthread_atfork(mt_fork_prepare, mt_fork_parent, mt_fork_child);
+  mt__prof_start();
 }
 
-__attribute__((destructor(101))) static void mt_process_end(void) { mt__stats_at_exit(); }
+__attribute__((destructor(101))) static void mt_process_end(void) {
+  mt__prof_at_exit();
+  mt__stats_at_exit();
+}

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "../options.h"
+#include "../prof/prof.h"
 #include "../os/os.h"
 #include "../track.h"
 #include "alloc.h"
@@ -23,7 +24,6 @@ static mt_segment *mt_huge_cache;
 static size_t mt_huge_cache_bytes;
 static mt_segment *mt_huge_tails; /* huge segments whose block starts past 4 MiB */
 
-MT_HIDDEN void mt__countdown_hit(mt_heap *heap, void *block, size_t size);
 
 #define MT_HUGE_HEADER (mt_align_up(sizeof(mt_segment), 4096))
 
@@ -66,11 +66,12 @@ static void mt_huge_unmap(mt_segment *seg) {
   mt__os_unmap(seg, seg->map_size);
 }
 
-static void mt_huge_account(mt_heap *heap, mt_segment *seg, void *p, size_t size) {
+static void *mt_huge_account(mt_heap *heap, mt_segment *seg, void *p, size_t size) {
   mt_counter_add(&heap->nalloc[MT_CLASS_HUGE], 1);
   mt_counter_add(&heap->huge_bytes_alloc, seg->huge_size);
   heap->countdown -= (int64_t)seg->huge_size;
-  if (heap->countdown < 0) mt__countdown_hit(heap, p, size);
+  if (heap->countdown < 0) return mt__countdown_hit(heap, NULL, p, size);
+  return p;
 }
 
 /* The smallest cached segment of at least need bytes and at most max.
@@ -118,6 +119,7 @@ void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
   seg->huge_offset = offset;
   seg->huge_size = seg->map_size - offset;
   seg->next = NULL;
+  seg->pages[0].sampled = 0;
   if (offset >= MT_SEG_SIZE) {
     pthread_mutex_lock(&mt_huge_lock);
     seg->next = mt_huge_tails;
@@ -126,8 +128,7 @@ void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
   }
   uint8_t *p = (uint8_t *)seg + offset;
   mt_track_unpoison(p, seg->huge_size);
-  mt_huge_account(heap, seg, p, size);
-  return p;
+  return mt_huge_account(heap, seg, p, size);
 }
 
 void mt__huge_free(mt_heap *heap, mt_segment *seg) {
@@ -160,6 +161,10 @@ void *mt__huge_realloc(mt_heap *heap, mt_segment *seg, size_t size) {
   }
   uint8_t *old = (uint8_t *)seg + seg->huge_offset;
   size_t ps = mt__os_page_size();
+  if (seg->pages[0].sampled) { /* the sample ends here; the grown block is not one */
+    mt__prof_on_free(old);
+    seg->pages[0].sampled = 0;
+  }
   if (size > ((size_t)1 << 46)) {
     errno = ENOMEM;
     return NULL;

@@ -15,7 +15,6 @@ mt_page mt__page_empty; /* free == NULL: every pop from it takes the slow path *
 #define MT_EXTEND_BYTES 4096 /* memory a free-list extension touches for small blocks */
 #define MT_EXTEND_MIN 4      /* blocks an extension links at least */
 
-MT_HIDDEN void mt__countdown_hit(mt_heap *heap, void *block, size_t size);
 
 void mt__page_queue_push(mt_page_queue *q, mt_page *page) {
   page->prev = NULL;
@@ -31,6 +30,16 @@ void mt__page_queue_remove(mt_page_queue *q, mt_page *page) {
   if (page->next) page->next->prev = page->prev;
   else q->last = page->prev;
   page->next = page->prev = NULL;
+}
+
+/* Pages of sampled blocks have their own current page and queues; only
+ * ordinary pages appear in the direct table. */
+#define MT_AVAIL(heap, page) (&(heap)->avail[mt_page_kind(page)][(page)->cls])
+#define MT_FULL(heap, page) (&(heap)->full[mt_page_kind(page)][(page)->cls])
+
+static void mt_page_set_current_kind(mt_heap *heap, unsigned cls, int sampled, mt_page *page) {
+  if (sampled) heap->scurrent[cls] = page;
+  else mt__page_set_current(heap, cls, page);
 }
 
 void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page) {
@@ -94,7 +103,7 @@ static void mt_page_extend(mt_page *page) {
   page->capacity += count;
 }
 
-static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bsize, uint32_t reserved) {
+static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bsize, uint32_t reserved, int sampled) {
   mt_segment *seg = mt_segment_of(page);
   page->start = (uint8_t *)seg + ((size_t)page->first_slot << MT_SLOT_SHIFT);
   page->block_size = bsize;
@@ -104,12 +113,13 @@ static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bs
   page->used = 0;
   page->free = NULL;
   page->aligned = 0;
+  page->sampled = (uint8_t)sampled;
   atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
   page->in_full = 0;
   mt_store(&page->heap, heap);
   page->next = page->prev = NULL;
   mt_track_unpoison(page->start, (size_t)page->slot_count << MT_SLOT_SHIFT);
-  mt_store(&page->owner_tag, (uintptr_t)heap);
+  mt_store(&page->owner_tag, (uintptr_t)heap | (sampled ? MT_TAG_SAMPLED : 0));
 }
 
 static unsigned mt_class_slots(unsigned cls) {
@@ -126,8 +136,9 @@ static int mt_page_to_full(mt_heap *heap, mt_page *page) {
     mt__page_collect(heap, page);
     return 0;
   }
-  mt__page_queue_remove(&heap->avail[cls], page);
-  mt__page_queue_push(&heap->full[cls], page);
+  (void)cls;
+  mt__page_queue_remove(MT_AVAIL(heap, page), page);
+  mt__page_queue_push(MT_FULL(heap, page), page);
   return 1;
 }
 
@@ -135,27 +146,29 @@ static int mt_page_to_full(mt_heap *heap, mt_page *page) {
  * when every block came back). */
 void mt__heap_collect_remote(mt_heap *heap, unsigned cls) {
   uint64_t bit = 1ULL << cls;
-  if (!(atomic_load_explicit(&heap->remote_pending, memory_order_relaxed) & bit)) return;
-  atomic_fetch_and_explicit(&heap->remote_pending, ~bit, memory_order_acq_rel);
-  mt_page *page = heap->full[cls].first;
-  while (page != NULL) {
-    mt_page *next = page->next;
-    if ((atomic_load_explicit(&page->xfree, memory_order_relaxed) & ~MT_XFREE_FULL) != 0) {
-      mt__page_collect(heap, page);
-      if (page->used == 0) {
-        mt__page_retire(heap, page);
-      } else if (cls != MT_CLASS_LARGE) {
-        mt__page_queue_remove(&heap->full[cls], page);
-        mt__page_unmark_full(page);
-        mt__page_queue_push(&heap->avail[cls], page);
+  for (int kind = 0; kind < 2; kind++) {
+    if (!(atomic_load_explicit(&heap->remote_pending[kind], memory_order_relaxed) & bit)) continue;
+    atomic_fetch_and_explicit(&heap->remote_pending[kind], ~bit, memory_order_acq_rel);
+    mt_page *page = heap->full[kind][cls].first;
+    while (page != NULL) {
+      mt_page *next = page->next;
+      if ((atomic_load_explicit(&page->xfree, memory_order_relaxed) & ~MT_XFREE_FULL) != 0) {
+        mt__page_collect(heap, page);
+        if (page->used == 0) {
+          mt__page_retire(heap, page);
+        } else if (cls != MT_CLASS_LARGE) {
+          mt__page_queue_remove(MT_FULL(heap, page), page);
+          mt__page_unmark_full(page);
+          mt__page_queue_push(MT_AVAIL(heap, page), page);
+        }
       }
+      page = next;
     }
-    page = next;
   }
 }
 
-mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls) {
-  mt_page *page = heap->current[cls];
+mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls, int sampled) {
+  mt_page *page = sampled ? heap->scurrent[cls] : heap->current[cls];
   if (page != &mt__page_empty) {
     mt__page_collect(heap, page);
     if (page->free != NULL) return page;
@@ -166,18 +179,18 @@ mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls) {
     if (!mt_page_to_full(heap, page)) return page;
   }
   mt__heap_collect_remote(heap, cls);
-  page = heap->avail[cls].first;
+  page = heap->avail[sampled][cls].first;
   while (page != NULL) {
     mt_page *next = page->next;
     mt__page_collect(heap, page);
     if (page->free == NULL && page->capacity < page->reserved) mt_page_extend(page);
     if (page->free != NULL) {
-      mt__page_set_current(heap, cls, page);
+      mt_page_set_current_kind(heap, cls, sampled, page);
       return page;
     }
     mt_page_to_full(heap, page);
     if (page->free != NULL) {
-      mt__page_set_current(heap, cls, page);
+      mt_page_set_current_kind(heap, cls, sampled, page);
       return page;
     }
     page = next;
@@ -188,10 +201,10 @@ mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls) {
   page = mt__segment_span_alloc(heap, slots);
   if (page == NULL) return NULL;
   uint32_t reserved = (uint32_t)(((size_t)slots << MT_SLOT_SHIFT) / bsize);
-  mt_page_init(heap, page, cls, bsize, reserved);
+  mt_page_init(heap, page, cls, bsize, reserved, sampled);
   mt_page_extend(page);
-  mt__page_queue_push(&heap->avail[cls], page);
-  mt__page_set_current(heap, cls, page);
+  mt__page_queue_push(MT_AVAIL(heap, page), page);
+  mt_page_set_current_kind(heap, cls, sampled, page);
   return page;
 }
 
@@ -202,11 +215,11 @@ void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
   mt_page *page = mt__segment_span_alloc(heap, slots);
   if (page == NULL) return NULL;
   uint32_t bsize = (uint32_t)((size_t)slots << MT_SLOT_SHIFT);
-  mt_page_init(heap, page, MT_CLASS_LARGE, bsize, 1);
+  mt_page_init(heap, page, MT_CLASS_LARGE, bsize, 1, 0);
   page->capacity = 1;
   page->used = 1;
   mt__page_mark_full(page);
-  mt__page_queue_push(&heap->full[MT_CLASS_LARGE], page);
+  mt__page_queue_push(MT_FULL(heap, page), page);
   uint8_t *p = page->start;
   if (align > MT_SLOT_SIZE) {
     p = (uint8_t *)mt_align_up((uintptr_t)p, align);
@@ -219,7 +232,7 @@ void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
   mt_counter_add(&heap->large_bytes_alloc, bsize);
   mt_track_malloc(p, size, bsize - (size_t)(p - page->start));
   heap->countdown -= (int64_t)bsize;
-  if (mt_unlikely(heap->countdown < 0)) mt__countdown_hit(heap, p, size);
+  if (mt_unlikely(heap->countdown < 0)) return mt__countdown_hit(heap, NULL, p, size);
   return p;
 }
 
@@ -238,11 +251,12 @@ int mt__large_grow_in_place(mt_heap *heap, mt_page *page, size_t size) {
 void mt__page_retire(mt_heap *heap, mt_page *page) {
   unsigned cls = page->cls;
   if (cls < MT_NCLASSES && heap->current[cls] == page) mt__page_set_current(heap, cls, &mt__page_empty);
+  if (cls < MT_NCLASSES && heap->scurrent[cls] == page) heap->scurrent[cls] = &mt__page_empty;
   if (page->in_full) {
-    mt__page_queue_remove(&heap->full[cls], page);
+    mt__page_queue_remove(MT_FULL(heap, page), page);
     mt__page_unmark_full(page);
   } else {
-    mt__page_queue_remove(&heap->avail[cls], page);
+    mt__page_queue_remove(MT_AVAIL(heap, page), page);
   }
   mt__segment_span_free(heap, mt_segment_of(page), page);
 }
@@ -253,9 +267,9 @@ void mt__page_retire(mt_heap *heap, mt_page *page) {
  * span back to its segment. */
 void mt__page_empty_local(mt_heap *heap, mt_page *page) {
   if (page->used != 0) { /* a local free into a full page: it has room again */
-    mt__page_queue_remove(&heap->full[page->cls], page);
+    mt__page_queue_remove(MT_FULL(heap, page), page);
     mt__page_unmark_full(page);
-    mt__page_queue_push(&heap->avail[page->cls], page);
+    mt__page_queue_push(MT_AVAIL(heap, page), page);
     return;
   }
   if (page->cls == MT_CLASS_LARGE) {
@@ -263,6 +277,6 @@ void mt__page_empty_local(mt_heap *heap, mt_page *page) {
     mt__page_retire(heap, page);
     return;
   }
-  if (heap->current[page->cls] == page) return;
+  if (heap->current[page->cls] == page || heap->scurrent[page->cls] == page) return;
   mt__page_retire(heap, page);
 }

@@ -124,12 +124,13 @@ static void mt_page_adopt(mt_page *page, void *arg) {
   page->in_full = 0;
   if ((cls == MT_CLASS_LARGE || (page->free == NULL && page->capacity >= page->reserved)) &&
       mt__page_mark_full(page)) {
-    mt__page_queue_push(&heap->full[cls], page);
+    mt__page_queue_push(&heap->full[mt_page_kind(page)][cls], page);
   } else {
     mt__page_collect(heap, page);
-    mt__page_queue_push(&heap->avail[cls], page);
+    mt__page_queue_push(&heap->avail[mt_page_kind(page)][cls], page);
   }
-  atomic_store_explicit(&page->owner_tag, (uintptr_t)heap | (page->aligned ? MT_TAG_ALIGNED : 0),
+  atomic_store_explicit(&page->owner_tag,
+                        (uintptr_t)heap | (page->aligned ? MT_TAG_ALIGNED : 0) | (page->sampled ? MT_TAG_SAMPLED : 0),
                         memory_order_release);
 }
 
@@ -138,7 +139,8 @@ static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
   mt_heap_link_segment(heap, seg);
   mt_segment_reclaim(seg, (uint32_t)mt__os_now_ms(), mt_page_adopt, heap);
   /* blocks that arrived on full pages while we looked */
-  atomic_fetch_or_explicit(&heap->remote_pending, ~0ULL, memory_order_relaxed);
+  atomic_fetch_or_explicit(&heap->remote_pending[0], ~0ULL, memory_order_relaxed);
+  atomic_fetch_or_explicit(&heap->remote_pending[1], ~0ULL, memory_order_relaxed);
 }
 
 static mt_segment *mt_segment_acquire(mt_heap *heap) {
@@ -311,7 +313,6 @@ void mt__segment_cache_maintain(uint64_t now, bool force) {
 
 static void mt_page_abandon(mt_page *page, void *arg) {
   (void)arg;
-  page->aligned = (mt_load(&page->owner_tag) & MT_TAG_ALIGNED) ? 1 : page->aligned;
   mt_store(&page->owner_tag, MT_TAG_ABANDONED);
   mt_store(&page->heap, NULL);
   mt__page_unmark_full(page);

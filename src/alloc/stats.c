@@ -45,28 +45,16 @@ static uint64_t mt_sums_in_use(const mt_sums *s) {
 }
 
 void mt__stats_note_peak(void) {
-  mt_sums s;
-  mt_sum_heaps(&s);
-  uint64_t now = mt_sums_in_use(&s);
+  uint64_t now = mt__stats_in_use();
   uint64_t peak = mt_load(&mt_peak_in_use);
   while (now > peak && !atomic_compare_exchange_weak(&mt_peak_in_use, &peak, now)) {
   }
 }
 
-/* The countdown crossed zero: a thread allocated another interval of bytes.
- * (The profiler takes its samples here.) */
-MT_HIDDEN void mt__countdown_hit(mt_heap *heap, void *block, size_t size);
-void mt__countdown_hit(mt_heap *heap, void *block, size_t size) {
-  (void)block;
-  (void)size;
-  if (heap == &mt__heap_empty) return;
-  heap->countdown = MT_COUNTDOWN_BYTES;
-  mt__stats_note_peak();
-  uint64_t now = mt__os_now_ms();
-  long long delay = mt__opt[MT_OPT_PURGE_DELAY];
-  uint64_t every = delay > 2 ? (uint64_t)delay / 2 : 1;
-  if (mt_load(&mt__os_over_limit)) mt__heap_maintain(heap, true); /* over the soft limit: purge all */
-  else if (now - heap->last_maintenance_ms >= every) mt__heap_maintain(heap, false);
+uint64_t mt__stats_in_use(void) {
+  mt_sums s;
+  mt_sum_heaps(&s);
+  return mt_sums_in_use(&s);
 }
 
 int mt_stats_get(mt_stats *st) {

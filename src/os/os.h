@@ -27,6 +27,7 @@ MT_HIDDEN void *mt__os_map_aligned(size_t size, size_t align);
  * counted (for sparse internal tables). */
 MT_HIDDEN void *mt__os_reserve(size_t size);
 MT_HIDDEN void mt__os_unmap(void *p, size_t size);
+MT_HIDDEN void mt__os_unreserve(void *p, size_t size); /* undo mt__os_reserve */
 /* Drop the pages' contents and their memory; they read back as zero. */
 MT_HIDDEN void mt__os_purge(void *p, size_t size);
 /* Try to grow a mapping in place; 0 on success. */
@@ -35,6 +36,17 @@ MT_HIDDEN void mt__os_commit_add(int64_t delta);
 MT_HIDDEN int mt__os_protect(void *p, size_t size, int readable);
 /* Milliseconds from an arbitrary start, monotonic. */
 MT_HIDDEN uint64_t mt__os_now_ms(void);
+MT_HIDDEN uint64_t mt__os_now_ns(void);  /* monotonic */
+MT_HIDDEN uint64_t mt__os_wall_ns(void); /* since the epoch */
+MT_HIDDEN int mt__os_getpid(void);
+/* Write len bytes to path through a temporary file in the same directory,
+ * renamed into place, so readers never see a torn file. 0 or -1 (errno). */
+MT_HIDDEN int mt__os_write_file_atomic(const char *path, const void *data, size_t len);
+/* Call fn on SIGUSR2 (fn must only set a flag). */
+MT_HIDDEN void mt__os_on_sigusr2(void (*fn)(int));
+/* Start a detached helper thread; 0 or -1. */
+MT_HIDDEN int mt__os_thread_start(void *(*fn)(void *), void *arg);
+MT_HIDDEN void mt__os_sleep_ms(unsigned ms);
 /* Resident set size of the process in bytes, 0 if unknown. */
 MT_HIDDEN uint64_t mt__os_rss(void);
 MT_HIDDEN uint64_t mt__os_thread_id(void);

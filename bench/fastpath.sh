@@ -1,0 +1,18 @@
+#!/bin/sh
+# fastpath.sh -- instructions per malloc(32)+free pair, counted by callgrind, memtally vs mimalloc
+# usage: fastpath.sh BUILD_DIR
+set -e
+build=${1:-build}
+prog=$build/bench/fastpath
+count() { # LD_PRELOAD value -> instructions per pair inside churn (inclusive)
+  out=$(mktemp)
+  LD_PRELOAD=$1 valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect=churn "$prog" >/dev/null 2>&1
+  total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  rm -f "$out"
+  # two calls of churn: 1000 warm-up pairs and 1000000 measured ones
+  echo "$total" | awk '{printf "%.1f", $1 / 1001000}'
+}
+mt=$(count "$PWD/$build/libmemtally.so")
+mi=$(count "$(ls /usr/lib/x86_64-linux-gnu/libmimalloc.so.2* | head -1)")
+gl=$(count "")
+echo "instructions per malloc(32)+free pair (callgrind): memtally $mt, mimalloc $mi, glibc $gl"

@@ -1,0 +1,104 @@
+/* sample.c -- the countdown hook: bookkeeping every MiB and the profiler's samples
+ *
+ * heap->countdown is the only thing the allocation fast path checks. It is
+ * set to the nearer of two distances: bytes until the next bookkeeping
+ * (peak of bytes in use, purging, profile timers) and bytes until the next
+ * profiler sample, drawn from an exponential distribution. A sampled small
+ * block is handed back to its page and replaced by a block of the same class
+ * from a page that holds only samples, so free() recognises samples by their
+ * page's tag and unsampled frees never look anything up. */
+#include "../options.h"
+#include "../os/os.h"
+#include "../prof/prof.h"
+#include "../track.h"
+#include "alloc.h"
+
+static void mt_countdown_arm(mt_heap *heap) {
+  int64_t next = heap->keep_left;
+  if (mt_load(&mt__prof_on) && heap->prof_left < next) next = heap->prof_left;
+  if (next < 0) next = 0;
+  heap->countdown = heap->countdown_set = next;
+}
+
+void mt__countdown_reset(mt_heap *heap) {
+  if (heap->prof_rng == 0) heap->prof_rng = 0x9e3779b97f4a7c15ULL ^ ((uintptr_t)heap * 0xff51afd7ed558ccdULL);
+  heap->keep_left = MT_COUNTDOWN_BYTES;
+  heap->prof_left = mt__prof_next_interval(&heap->prof_rng);
+  heap->in_prof = 0;
+  mt_countdown_arm(heap);
+}
+
+static void mt_bookkeeping(mt_heap *heap) {
+  mt__stats_note_peak();
+  uint64_t now = mt__os_now_ms();
+  long long delay = mt__opt[MT_OPT_PURGE_DELAY];
+  uint64_t every = delay > 2 ? (uint64_t)delay / 2 : 1;
+  if (mt_load(&mt__os_over_limit)) mt__heap_maintain(heap, true); /* over the soft limit: purge all */
+  else if (now - heap->last_maintenance_ms >= every) mt__heap_maintain(heap, false);
+  if (mt_load(&mt__prof_on)) {
+    heap->in_prof = 1;
+    mt__prof_tick(mt__stats_in_use());
+    heap->in_prof = 0;
+  }
+}
+
+/* A block of cls from a page of sampled blocks, or NULL. */
+static void *mt_sampled_block(mt_heap *heap, unsigned cls, size_t size) {
+  mt_page *page = heap->scurrent[cls];
+  if (page->free == NULL) page = mt__page_alloc_slow(heap, cls, 1);
+  if (page == NULL) return NULL;
+  mt_block *b = page->free;
+  page->free = b->next;
+  page->used++;
+  (void)size;
+  mt_track_malloc(b, size, page->block_size);
+  return b;
+}
+
+void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) {
+  if (heap == &mt__heap_empty) return block;
+  int64_t used = heap->countdown_set - heap->countdown;
+  heap->keep_left -= used;
+  heap->prof_left -= used;
+  if (heap->keep_left <= 0) {
+    heap->keep_left = MT_COUNTDOWN_BYTES;
+    if (!heap->in_prof) mt_bookkeeping(heap);
+  }
+  if (heap->prof_left <= 0 && mt_load(&mt__prof_on) && !heap->in_prof) {
+    heap->prof_left = mt__prof_next_interval(&heap->prof_rng);
+    heap->in_prof = 1;
+    if (page != NULL && page->cls < MT_NCLASSES && !page->sampled) {
+      /* Give the block back (its link is intact) and take one from a page
+       * of samples; the class counters stay as they were. */
+      mt_block *b = block;
+      mt_track_free(b, page->block_size);
+      page->free = b;
+      page->used--;
+      void *s = mt_sampled_block(heap, page->cls, size);
+      if (s != NULL) {
+        block = s;
+      } else {
+        page->free = b->next;
+        page->used++;
+        mt_track_malloc(b, size, page->block_size);
+      }
+      page = s != NULL ? NULL : page;
+    } else if (page == NULL) {
+      /* large or huge: mark where free() will look */
+      mt_segment *seg = mt_segment_of(block);
+      if (mt_segmap_get(block) == MT_MAP_START && !seg->is_huge) {
+        mt_page *lp = &seg->pages[((uintptr_t)block - (uintptr_t)seg) >> MT_SLOT_SHIFT];
+        if (mt_load(&lp->owner_tag) == MT_TAG_INTERIOR) lp = &seg->pages[lp->first_slot];
+        lp->sampled = 1;
+        mt_store(&lp->owner_tag, mt_load(&lp->owner_tag) | MT_TAG_SAMPLED);
+      } else {
+        mt_segment *hs = mt__huge_segment_of(block);
+        if (hs != NULL) hs->pages[0].sampled = 1;
+      }
+    }
+    mt__prof_record(block, size, heap->tid);
+    heap->in_prof = 0;
+  }
+  mt_countdown_arm(heap);
+  return block;
+}

@@ -1,0 +1,119 @@
+/* buf.c -- byte buffers, protobuf wire encoding and a gzip container for profiles
+ *
+ * Buffers grow by mapping a larger region (never the public heap), so
+ * writing a profile neither recurses into malloc nor shows up in it. The
+ * gzip writer uses deflate's stored blocks: valid gzip that every reader
+ * takes, with no compression library behind it. */
+#define _GNU_SOURCE
+#include "buf.h"
+
+#include <string.h>
+
+#include "../os/os.h"
+
+void mt__buf_free(mt_buf *b) {
+  if (b->data) mt__os_unreserve(b->data, b->cap);
+  memset(b, 0, sizeof *b);
+}
+
+void mt__buf_reset(mt_buf *b) { b->len = 0; }
+
+void *mt__buf_reserve(mt_buf *b, size_t n) {
+  if (b->failed) return NULL;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 65536;
+    while (cap < b->len + n) cap *= 2;
+    uint8_t *p = mt__os_reserve(cap);
+    if (p == NULL) {
+      b->failed = 1;
+      return NULL;
+    }
+    if (b->len) memcpy(p, b->data, b->len);
+    if (b->data) mt__os_unreserve(b->data, b->cap);
+    b->data = p;
+    b->cap = cap;
+  }
+  return b->data + b->len;
+}
+
+void mt__buf_put(mt_buf *b, const void *p, size_t n) {
+  uint8_t *d = mt__buf_reserve(b, n);
+  if (d == NULL) return;
+  if (n) memcpy(d, p, n);
+  b->len += n;
+}
+
+void mt__pb_varint(mt_buf *b, uint64_t v) {
+  uint8_t tmp[10];
+  size_t n = 0;
+  do {
+    tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    v >>= 7;
+  } while (v);
+  mt__buf_put(b, tmp, n);
+}
+
+void mt__pb_key(mt_buf *b, unsigned field, unsigned wire) { mt__pb_varint(b, ((uint64_t)field << 3) | wire); }
+
+void mt__pb_uint(mt_buf *b, unsigned field, uint64_t v) {
+  if (v == 0) return;
+  mt__pb_key(b, field, 0);
+  mt__pb_varint(b, v);
+}
+
+void mt__pb_int(mt_buf *b, unsigned field, int64_t v) {
+  if (v == 0) return;
+  mt__pb_key(b, field, 0);
+  mt__pb_varint(b, (uint64_t)v);
+}
+
+void mt__pb_bytes(mt_buf *b, unsigned field, const void *p, size_t n) {
+  mt__pb_key(b, field, 2);
+  mt__pb_varint(b, n);
+  mt__buf_put(b, p, n);
+}
+
+void mt__pb_packed(mt_buf *b, unsigned field, const uint64_t *v, size_t n) {
+  if (n == 0) return;
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t x = v[i];
+    do {
+      bytes++;
+      x >>= 7;
+    } while (x);
+  }
+  mt__pb_key(b, field, 2);
+  mt__pb_varint(b, bytes);
+  for (size_t i = 0; i < n; i++) mt__pb_varint(b, v[i]);
+}
+
+static uint32_t mt_crc_table[256];
+
+static void mt_crc_init(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    mt_crc_table[i] = c;
+  }
+}
+
+void mt__gzip_stored(mt_buf *out, const uint8_t *data, size_t len) {
+  if (mt_crc_table[1] == 0) mt_crc_init();
+  static const uint8_t header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+  mt__buf_put(out, header, sizeof header);
+  uint32_t crc = 0xffffffffu;
+  size_t off = 0;
+  do {
+    size_t n = len - off > 65535 ? 65535 : len - off;
+    uint8_t h[5] = {(uint8_t)(off + n == len), (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)~n, (uint8_t)(~n >> 8)};
+    mt__buf_put(out, h, sizeof h);
+    mt__buf_put(out, data + off, n);
+    for (size_t i = 0; i < n; i++) crc = mt_crc_table[(crc ^ data[off + i]) & 0xff] ^ (crc >> 8);
+    off += n;
+  } while (off < len);
+  crc ^= 0xffffffffu;
+  uint8_t t[8] = {(uint8_t)crc, (uint8_t)(crc >> 8), (uint8_t)(crc >> 16), (uint8_t)(crc >> 24),
+                  (uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+  mt__buf_put(out, t, sizeof t);
+}

@@ -1,0 +1,77 @@
+/* prof.h -- the sampling heap profiler: sampling hook, stack table, profiles
+ *
+ * The allocation path pays one per-thread byte countdown (heap->countdown).
+ * When it crosses zero the allocation is sampled: its raw program counters
+ * go into a stack table kept outside the public heap, the block is served
+ * from a page reserved for sampled blocks (so free() finds sampled blocks by
+ * the page tag alone and unsampled frees never look anything up), and the
+ * next countdown is drawn from an exponential distribution. Symbolizing and
+ * encoding happen only when a profile is written. */
+#ifndef MT_PROF_H
+#define MT_PROF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common.h"
+
+#define MT_PROF_MAX_FRAMES 64
+
+/* Per-stack figures. Sample weights make the estimates unbiased: a sample
+ * of size s taken at mean interval R stands for 1/p allocations of s bytes,
+ * p = 1 - exp(-s/R). Kept in doubles (sums of weights), exported rounded. */
+typedef struct mt_prof_counts {
+  double alloc_objects, alloc_bytes;  /* cumulative */
+  double live_objects, live_bytes;    /* in use now */
+} mt_prof_counts;
+
+typedef struct mt_prof_stack {
+  uint64_t hash;
+  uint32_t npcs;
+  uint32_t pcs_at;          /* index of the first pc in the pc pool */
+  uint64_t tid;             /* thread that allocated (label) */
+  mt_prof_counts now;
+  mt_prof_counts window;    /* alloc figures at the start of the current window */
+} mt_prof_stack;
+
+/* A consistent copy of the table for writing a profile. */
+typedef struct mt_prof_snapshot {
+  mt_prof_stack *stacks;
+  size_t nstacks;
+  uintptr_t *pcs;           /* pool, indexed by pcs_at */
+  size_t npcs;
+  uint64_t time_ns, duration_ns;
+  double rate;              /* mean sampling interval in bytes */
+  size_t map_bytes;         /* size of the mapping holding the copy */
+} mt_prof_snapshot;
+
+MT_HIDDEN extern _Atomic int mt__prof_on;     /* sampling enabled */
+MT_HIDDEN extern double mt__prof_rate;         /* MEMTALLY_PROF_RATE as a double */
+
+MT_HIDDEN void mt__prof_init(void);
+/* From the library constructor: the SIGUSR2 handler and the helper thread,
+ * when MEMTALLY_PROF_OUT is set. */
+MT_HIDDEN void mt__prof_start(void);
+/* Bytes until the next sample, drawn from an exponential distribution. */
+MT_HIDDEN int64_t mt__prof_next_interval(uint64_t *rng);
+/* Record a sampled allocation of size bytes at block (taken from a sampled
+ * page, a large page or a huge segment). skip: frames to drop at the top. */
+MT_HIDDEN void mt__prof_record(void *block, size_t size, uint64_t tid);
+/* A block from a sampled page (or a huge block) is being freed. */
+MT_HIDDEN void mt__prof_on_free(void *block);
+/* Copy the table; with window, also start a new window. */
+MT_HIDDEN int mt__prof_snapshot(mt_prof_snapshot *snap, bool window);
+MT_HIDDEN void mt__prof_snapshot_free(mt_prof_snapshot *snap);
+/* Forget everything (the child after fork). */
+MT_HIDDEN void mt__prof_reset(void);
+MT_HIDDEN void mt__prof_locks(int what);
+/* Write a profile to path (temporary file, then rename). 0 or -1. */
+MT_HIDDEN int mt__prof_write(const char *path, bool window, const char *kind);
+/* Housekeeping from the bookkeeping hook: interval and peak profiles,
+ * requests from SIGUSR2. in_use: bytes in use now. */
+MT_HIDDEN void mt__prof_tick(uint64_t in_use);
+MT_HIDDEN void mt__prof_at_exit(void);
+MT_HIDDEN void mt__prof_after_fork_child(void);
+
+#endif

@@ -1,0 +1,179 @@
+/* symbolize.c -- loaded objects, their GNU build IDs and ELF symbol tables
+ *
+ * Objects come from dl_iterate_phdr (with their load bias, so one rule maps
+ * run-time addresses to link-time ones for PIE programs and shared
+ * libraries alike); build IDs are read from their PT_NOTE segments in
+ * memory. Symbols are read from the files themselves: .symtab when the file
+ * has one, else .dynsym (stripped libraries keep their exported functions).
+ * All memory here is mapped for the purpose, none comes from the heap. */
+#define _GNU_SOURCE
+#include "symbolize.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../os/os.h"
+
+static int mt_collect_object(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  mt_objects *objs = arg;
+  if ((objs->n + 1) * sizeof(mt_object) > objs->bytes) return 1; /* table full: stop */
+  mt_object *o = &objs->v[objs->n];
+  memset(o, 0, sizeof *o);
+  const char *name = info->dlpi_name;
+  if (name == NULL || name[0] == 0) {
+    if (objs->n != 0) return 0; /* vdso and other nameless objects */
+    ssize_t k = readlink("/proc/self/exe", o->path, sizeof o->path - 1);
+    if (k <= 0) return 0;
+    o->path[k] = 0;
+  } else {
+    if (name[0] != '/') return 0; /* linux-vdso.so.1 and the like */
+    strncpy(o->path, name, sizeof o->path - 1);
+  }
+  o->bias = info->dlpi_addr;
+  o->lo = UINTPTR_MAX;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+      uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+      if (lo < o->lo) o->lo = lo;
+      if (hi > o->hi) o->hi = hi;
+    } else if (ph->p_type == PT_NOTE && o->build_id_len == 0) {
+      const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+      while (p + sizeof(ElfW(Nhdr)) <= end) {
+        const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+        const uint8_t *nm = p + sizeof *nh, *desc = nm + ((nh->n_namesz + 3) & ~3u);
+        if (desc + nh->n_descsz > end) break;
+        if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(nm, "GNU", 4) == 0 &&
+            nh->n_descsz <= sizeof o->build_id) {
+          memcpy(o->build_id, desc, nh->n_descsz);
+          o->build_id_len = nh->n_descsz;
+          break;
+        }
+        p = desc + ((nh->n_descsz + 3) & ~3u);
+      }
+    }
+  }
+  if (o->hi == 0) return 0;
+  objs->n++;
+  return 0;
+}
+
+int mt__objects_load(mt_objects *objs) {
+  objs->bytes = 1024 * sizeof(mt_object);
+  objs->v = mt__os_reserve(objs->bytes);
+  objs->n = 0;
+  if (objs->v == NULL) return -1;
+  dl_iterate_phdr(mt_collect_object, objs);
+  return 0;
+}
+
+void mt__objects_free(mt_objects *objs) {
+  for (size_t i = 0; i < objs->n; i++) {
+    mt_object *o = &objs->v[i];
+    if (o->file) munmap(o->file, o->file_size);
+    if (o->syms) mt__os_unreserve(o->syms, o->syms_bytes);
+  }
+  if (objs->v) mt__os_unreserve(objs->v, objs->bytes);
+  memset(objs, 0, sizeof *objs);
+}
+
+mt_object *mt__objects_find(mt_objects *objs, uintptr_t pc) {
+  for (size_t i = 0; i < objs->n; i++)
+    if (pc >= objs->v[i].lo && pc < objs->v[i].hi) return &objs->v[i];
+  return NULL;
+}
+
+static void mt_sift(mt_sym *a, size_t i, size_t n) {
+  for (;;) {
+    size_t m = i, l = 2 * i + 1, r = l + 1;
+    if (l < n && a[l].addr > a[m].addr) m = l;
+    if (r < n && a[r].addr > a[m].addr) m = r;
+    if (m == i) return;
+    mt_sym t = a[i];
+    a[i] = a[m];
+    a[m] = t;
+    i = m;
+  }
+}
+
+static void mt_sort_syms(mt_sym *a, size_t n) { /* heapsort: no allocation */
+  for (size_t i = n / 2; i-- > 0;) mt_sift(a, i, n);
+  for (size_t k = n; k-- > 1;) {
+    mt_sym t = a[0];
+    a[0] = a[k];
+    a[k] = t;
+    mt_sift(a, 0, k);
+  }
+}
+
+static void mt_load_symbols(mt_object *o) {
+  o->loaded = 1;
+  int fd = open(o->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof(ElfW(Ehdr))) {
+    close(fd);
+    return;
+  }
+  void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) return;
+  o->file = map;
+  o->file_size = (size_t)st.st_size;
+  const uint8_t *base = map;
+  const ElfW(Ehdr) *eh = map;
+  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh->e_shoff == 0 || eh->e_shentsize != sizeof(ElfW(Shdr)) ||
+      eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(ElfW(Shdr)) > o->file_size)
+    return;
+  const ElfW(Shdr) *sh = (const ElfW(Shdr) *)(base + eh->e_shoff);
+  const ElfW(Shdr) *symtab = NULL;
+  for (int want = SHT_SYMTAB; want >= 0 && symtab == NULL; want = want == SHT_SYMTAB ? SHT_DYNSYM : -1)
+    for (unsigned i = 0; i < eh->e_shnum; i++)
+      if (sh[i].sh_type == (unsigned)want && sh[i].sh_size > 0) {
+        symtab = &sh[i];
+        break;
+      }
+  if (symtab == NULL || symtab->sh_link >= eh->e_shnum || symtab->sh_entsize != sizeof(ElfW(Sym))) return;
+  const ElfW(Shdr) *strs = &sh[symtab->sh_link];
+  if (symtab->sh_offset + symtab->sh_size > o->file_size || strs->sh_offset + strs->sh_size > o->file_size) return;
+  const ElfW(Sym) *syms = (const ElfW(Sym) *)(base + symtab->sh_offset);
+  size_t n = symtab->sh_size / sizeof(ElfW(Sym));
+  const char *strtab = (const char *)(base + strs->sh_offset);
+  o->syms_bytes = (n ? n : 1) * sizeof(mt_sym);
+  o->syms = mt__os_reserve(o->syms_bytes);
+  if (o->syms == NULL) return;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned type = ELF64_ST_TYPE(syms[i].st_info);
+    if ((type != STT_FUNC && type != STT_GNU_IFUNC) || syms[i].st_shndx == SHN_UNDEF || syms[i].st_value == 0) continue;
+    if (syms[i].st_name >= strs->sh_size) continue;
+    o->syms[k++] = (mt_sym){syms[i].st_value, syms[i].st_size, strtab + syms[i].st_name};
+  }
+  o->nsyms = k;
+  mt_sort_syms(o->syms, k);
+}
+
+const char *mt__symbolize(mt_objects *objs, uintptr_t pc) {
+  mt_object *o = mt__objects_find(objs, pc);
+  if (o == NULL) return NULL;
+  if (!o->loaded) mt_load_symbols(o);
+  if (o->nsyms == 0) return NULL;
+  uintptr_t a = pc - o->bias;
+  size_t lo = 0, hi = o->nsyms; /* last symbol with addr <= a */
+  while (hi - lo > 1) {
+    size_t mid = (lo + hi) / 2;
+    if (o->syms[mid].addr <= a) lo = mid;
+    else hi = mid;
+  }
+  const mt_sym *s = &o->syms[lo];
+  if (s->addr > a) return NULL;
+  if (s->size != 0 && a >= s->addr + s->size) return NULL;
+  return s->name;
+}

@@ -1,0 +1,40 @@
+/* symbolize.h -- program counters to function names, at profile-writing time only */
+#ifndef MT_SYMBOLIZE_H
+#define MT_SYMBOLIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common.h"
+
+typedef struct mt_sym {
+  uintptr_t addr;   /* link-time address */
+  uint64_t size;
+  const char *name; /* inside the mapped file */
+} mt_sym;
+
+typedef struct mt_object {
+  char path[512];
+  uintptr_t bias;             /* load bias: runtime address - link-time address */
+  uintptr_t lo, hi;           /* executable range at run time */
+  uint8_t build_id[64];
+  size_t build_id_len;
+  int loaded;                 /* symbols read (or tried) */
+  void *file;                 /* the file, mapped read-only */
+  size_t file_size;
+  mt_sym *syms;
+  size_t nsyms, syms_bytes;
+} mt_object;
+
+typedef struct mt_objects {
+  mt_object *v;
+  size_t n, bytes;
+} mt_objects;
+
+MT_HIDDEN int mt__objects_load(mt_objects *objs);
+MT_HIDDEN void mt__objects_free(mt_objects *objs);
+MT_HIDDEN mt_object *mt__objects_find(mt_objects *objs, uintptr_t pc);
+/* Name of the function holding pc, or NULL. */
+MT_HIDDEN const char *mt__symbolize(mt_objects *objs, uintptr_t pc);
+
+#endif

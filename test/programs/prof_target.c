@@ -1,0 +1,157 @@
+/* prof_target.c -- a program with known allocation sites, for the profiler tests
+ * usage: prof_target MODE [scale]
+ *   accuracy  sites with known counts and bytes (some kept, some freed)
+ *   lib       allocations made inside a shared library (built without frame pointers)
+ *   fork      allocates, forks; the child allocates at its own site and exits
+ *   signal    allocates, raises SIGUSR2, waits for the profile to appear
+ *   window    allocates at window_one_site, sleeps past the interval, then at window_two_site
+ *   peak      builds 96 MiB at peak_site, frees it, allocates 8 MiB at after_peak_site
+ *   dump      allocates and calls mt_prof_dump(argv[2]) */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "memtally.h"
+
+void lib_alloc_chain(int n, void **out); /* in libproflib.so */
+
+static volatile uintptr_t sink;
+#define KEEP(p) (sink += (uintptr_t)(p))
+
+/* Each site is its own non-inlined function: the profile names it. */
+__attribute__((noinline)) void site_big_freed(long n) { /* n x 64 KiB, freed at once */
+  for (long i = 0; i < n; i++) {
+    char *p = malloc(65536);
+    p[0] = 1;
+    KEEP(p);
+    free(p);
+  }
+}
+__attribute__((noinline)) void site_small_freed(long n) { /* n x 128 B, freed at once */
+  for (long i = 0; i < n; i++) {
+    char *p = malloc(128);
+    p[0] = 1;
+    KEEP(p);
+    free(p);
+  }
+}
+__attribute__((noinline)) void **site_keep(long n) { /* n x 32 KiB, kept */
+  void **v = malloc(sizeof(void *) * (size_t)n);
+  for (long i = 0; i < n; i++) v[i] = malloc(32768);
+  return v;
+}
+__attribute__((noinline)) void **site_keep_small(long n) { /* n x 256 B, kept */
+  void **v = malloc(sizeof(void *) * (size_t)n);
+  for (long i = 0; i < n; i++) v[i] = malloc(256);
+  return v;
+}
+__attribute__((noinline)) void *child_site(void) {
+  void *p = malloc(1 << 20); /* not a tail call: the frame stays */
+  KEEP(p);
+  return p;
+}
+__attribute__((noinline)) void *window_one_site(void) {
+  void *p = malloc(1 << 20); /* not a tail call: the frame stays */
+  KEEP(p);
+  return p;
+}
+__attribute__((noinline)) void *window_two_site(void) {
+  void *p = malloc(1 << 20); /* not a tail call: the frame stays */
+  KEEP(p);
+  return p;
+}
+__attribute__((noinline)) void *peak_site(void) {
+  void *p = malloc(1 << 20); /* not a tail call: the frame stays */
+  KEEP(p);
+  return p;
+}
+__attribute__((noinline)) void *after_peak_site(void) {
+  void *p = malloc(1 << 20); /* not a tail call: the frame stays */
+  KEEP(p);
+  return p;
+}
+
+static int wait_for_file(const char *path, int ms) {
+  for (int i = 0; i < ms / 10; i++) {
+    if (access(path, F_OK) == 0) return 0;
+    usleep(10000);
+  }
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "accuracy";
+  double scale = argc > 2 ? atof(argv[2]) : 1.0;
+  if (strcmp(mode, "accuracy") == 0) {
+    site_big_freed((long)(32768 * scale));       /* 2 GiB */
+    site_small_freed((long)(8388608 * scale));    /* 1 GiB */
+    void **k = site_keep((long)(8192 * scale));   /* 256 MiB kept */
+    void **s = site_keep_small((long)(524288 * scale)); /* 128 MiB kept */
+    KEEP(k);
+    KEEP(s);
+    printf("accuracy done\n");
+    return 0; /* kept blocks stay live in the exit profile */
+  }
+  if (strcmp(mode, "lib") == 0) {
+    void *out[1000];
+    for (int r = 0; r < 200; r++) {
+      lib_alloc_chain(1000, out);
+      for (int i = 0; i < 1000; i++) free(out[i]);
+    }
+    printf("lib done\n");
+    return 0;
+  }
+  if (strcmp(mode, "fork") == 0) {
+    site_big_freed(2000);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+      for (int i = 0; i < 200; i++) free(child_site());
+      exit(0); /* exit, not _exit: the exit profile is written by a destructor */
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("child %d\n", (int)pid);
+    return 0;
+  }
+  if (strcmp(mode, "signal") == 0) {
+    site_big_freed(4000);
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%d.signal.0.pb.gz", getenv("MEMTALLY_PROF_OUT"), (int)getpid());
+    raise(SIGUSR2);
+    int ok = wait_for_file(path, 5000) == 0;
+    printf("signal %s\n", ok ? "written" : "missing");
+    return ok ? 0 : 1;
+  }
+  if (strcmp(mode, "window") == 0) {
+    for (int i = 0; i < 300; i++) free(window_one_site());
+    usleep(1300 * 1000); /* MEMTALLY_PROF_INTERVAL=1: window 0 ends */
+    for (int i = 0; i < 300; i++) free(window_two_site());
+    usleep(1300 * 1000); /* window 1 ends */
+    printf("window done\n");
+    return 0;
+  }
+  if (strcmp(mode, "peak") == 0) {
+    void *v[96];
+    for (int i = 0; i < 96; i++) v[i] = peak_site();
+    for (int i = 0; i < 96; i++) free(v[i]);
+    void *w[8];
+    for (int i = 0; i < 8; i++) w[i] = after_peak_site();
+    for (int i = 0; i < 8; i++) KEEP(w[i]);
+    printf("peak done\n");
+    return 0;
+  }
+  if (strcmp(mode, "dump") == 0 && argc > 2) {
+    void **k = site_keep(2000);
+    KEEP(k);
+    int rc = mt_prof_dump(argv[2]);
+    printf("dump %d\n", rc);
+    return rc == 0 ? 0 : 1;
+  }
+  fprintf(stderr, "unknown mode\n");
+  return 2;
+}

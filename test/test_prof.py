@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""test_prof.py -- the heap profiler end to end, every profile read by go tool pprof.
+
+usage: test_prof.py CASE BINDIR
+Runs test/programs/prof_target (linked with libmemtally.so) with profiler
+options and checks the profiles it writes through `go tool pprof -raw`
+(a real reader) and, for the top function, `go tool pprof -top`.
+"""
+import glob
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+
+CASE, BINDIR = sys.argv[1], sys.argv[2]
+TARGET = os.path.join(BINDIR, "prof_target")
+work = tempfile.mkdtemp(prefix="mtprof")
+prefix = os.path.join(work, "prof")
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def run(mode, env_extra, *args, expect=0):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    env.update({"MEMTALLY_PROF_OUT": prefix})
+    env.update(env_extra)
+    p = subprocess.run([TARGET, mode] + list(args), env=env, capture_output=True, text=True, timeout=300)
+    if p.returncode != expect:
+        print(p.stdout, p.stderr)
+    check(p.returncode == expect, f"{mode}: exit status {p.returncode}")
+    return p
+
+
+def pprof(*args):
+    env = dict(os.environ, PPROF_BINARY_PATH="/nonexistent", HOME=work, PPROF_TMPDIR=work)
+    p = subprocess.run(["go", "tool", "pprof", "-symbolize=none"] + list(args), capture_output=True, text=True,
+                       env=env, timeout=300)
+    check(p.returncode == 0, "go tool pprof " + " ".join(os.path.basename(a) for a in args) + " reads it")
+    if p.returncode != 0:
+        print(p.stderr[-2000:])
+    return p.stdout
+
+
+def read_raw(path):
+    """Per leaf function: [alloc_objects, alloc_space, inuse_objects, inuse_space]; and every stack."""
+    out = pprof("-raw", path)
+    locs, samples, section = {}, [], None
+    for line in out.splitlines():
+        if line.startswith("Samples:"):
+            section = "s"
+            continue
+        if line.startswith("Locations"):
+            section = "l"
+            continue
+        if line.startswith("Mappings"):
+            section = "m"
+            continue
+        if section == "s":
+            m = re.match(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+):\s*([\d ]*)$", line)
+            if m:
+                samples.append(([int(m.group(i)) for i in range(1, 5)], [int(x) for x in m.group(5).split()]))
+        elif section == "l":
+            m = re.match(r"^\s*(\d+): (0x[0-9a-f]+) M=\d+\s*(\S*)", line)
+            if m:
+                locs[int(m.group(1))] = m.group(3)
+    by_leaf, stacks = {}, []
+    for values, ids in samples:
+        names = [locs.get(i, "") for i in ids]
+        stacks.append(names)
+        leaf = names[0] if names else ""
+        acc = by_leaf.setdefault(leaf, [0, 0, 0, 0])
+        for i in range(4):
+            acc[i] += values[i]
+    return by_leaf, stacks
+
+
+def one(pattern):
+    hits = glob.glob(os.path.join(work, pattern))
+    check(len(hits) == 1, f"one file {pattern} (found {[os.path.basename(h) for h in hits]})")
+    return hits[0] if hits else None
+
+
+def within(got, want, tol):
+    return want * (1 - tol) <= got <= want * (1 + tol)
+
+
+def accuracy(rate_env, scale, tol):
+    p = run("accuracy", rate_env, str(scale))
+    path = one("prof.*.exit.pb.gz")
+    if not path:
+        return
+    got, _ = read_raw(path)
+    n_big, n_small, n_keep, n_ks = int(32768 * scale), int(8388608 * scale), int(8192 * scale), int(524288 * scale)
+    want = {
+        "site_big_freed": [n_big, n_big * 65536, 0, 0],
+        "site_small_freed": [n_small, n_small * 128, 0, 0],
+        "site_keep": [n_keep + 1, n_keep * 32768 + 8 * n_keep, n_keep + 1, n_keep * 32768 + 8 * n_keep],
+        "site_keep_small": [n_ks + 1, n_ks * 256 + 8 * n_ks, n_ks + 1, n_ks * 256 + 8 * n_ks],
+    }
+    names = ["alloc_objects", "alloc_space", "inuse_objects", "inuse_space"]
+    for site, w in want.items():
+        g = got.get(site, [0, 0, 0, 0])
+        for i in (1, 3) if tol else range(4):  # estimates: the byte figures; exact: everything
+            if w[i] == 0:
+                check(g[i] <= 0.02 * w[1] + 1, f"{site} {names[i]}: {g[i]} (want about 0)")
+            elif tol:
+                check(within(g[i], w[i], tol), f"{site} {names[i]}: {g[i]} vs {w[i]} ({(g[i] - w[i]) / w[i]:+.1%})")
+            else:
+                check(g[i] == w[i], f"{site} {names[i]}: {g[i]} == {w[i]}")
+    if tol:
+        total = sum(v[1] for v in got.values())
+        check(total / 524288 >= 2000 * 0.9, f"enough samples: about {total / 524288:.0f}")
+
+
+if CASE == "accuracy":
+    accuracy({}, 1.0, 0.10)
+elif CASE == "exact":
+    accuracy({"MEMTALLY_PROF_RATE": "1"}, 0.01, 0)
+elif CASE == "top":
+    run("accuracy", {}, "0.25")
+    path = one("prof.*.exit.pb.gz")
+    if path:
+        out = pprof("-top", "-sample_index=alloc_space", path)
+        rows = [l for l in out.splitlines() if re.match(r"^\s*[\d.]+\w*\s+[\d.]+%", l)]
+        check(bool(rows) and rows[0].split()[-1] == "site_big_freed", f"top alloc_space function: {rows[:1]}")
+        out = pprof("-top", "-sample_index=inuse_space", path)
+        rows = [l for l in out.splitlines() if re.match(r"^\s*[\d.]+\w*\s+[\d.]+%", l)]
+        check(bool(rows) and rows[0].split()[-1] == "site_keep", f"top inuse_space function: {rows[:1]}")
+elif CASE == "lib":
+    run("lib", {"MEMTALLY_PROF_RATE": "4096"})
+    path = one("prof.*.exit.pb.gz")
+    if path:
+        _, stacks = read_raw(path)
+        full = [s for s in stacks if s[:3] == ["lib_inner_alloc", "lib_alloc_chain", "main"]]
+        check(len(full) > 0, f"stack through the library without frame pointers: {stacks[:3]}")
+elif CASE == "fork":
+    p = run("fork", {"MEMTALLY_PROF_RATE": "65536"})
+    files = sorted(glob.glob(os.path.join(work, "prof.*.exit.pb.gz")))
+    check(len(files) == 2, f"parent and child each wrote a profile: {[os.path.basename(f) for f in files]}")
+    child = p.stdout.split()[-1] if p.stdout else "?"
+    for f in files:
+        got, _ = read_raw(f)
+        if f".{child}." in f:
+            check("child_site" in got and "site_big_freed" not in got, f"child profile starts empty: {sorted(got)}")
+        else:
+            check("site_big_freed" in got and "child_site" not in got, f"parent profile: {sorted(got)}")
+elif CASE == "signal":
+    p = run("signal", {})
+    check("written" in p.stdout, "SIGUSR2 profile written")
+    path = one("prof.*.signal.0.pb.gz")
+    if path:
+        got, _ = read_raw(path)
+        check("site_big_freed" in got, "signal profile has the allocations so far")
+elif CASE == "window":
+    run("window", {"MEMTALLY_PROF_INTERVAL": "1"})
+    w0, w1 = one("prof.*.window.0.pb.gz"), one("prof.*.window.1.pb.gz")
+    if w0 and w1:
+        g0, _ = read_raw(w0)
+        g1, _ = read_raw(w1)
+        check(g0.get("window_one_site", [0, 0])[1] > 0 and g0.get("window_two_site", [0, 0])[1] == 0,
+              f"window 0 holds only its own allocations: {sorted(g0)}")
+        check(g1.get("window_two_site", [0, 0])[1] > 0 and g1.get("window_one_site", [0, 0])[1] == 0,
+              f"window 1 holds only its own allocations: {sorted(g1)}")
+elif CASE == "peak":
+    run("peak", {"MEMTALLY_PROF_PEAK": "1"})
+    path = one("prof.*.peak.pb.gz")
+    if path:
+        got, _ = read_raw(path)
+        inuse = got.get("peak_site", [0, 0, 0, 0])[3]
+        check(inuse >= 48 << 20, f"peak profile holds the peak: peak_site in use {inuse >> 20} MiB")
+        check(got.get("after_peak_site", [0, 0, 0, 0])[3] <= 16 << 20, "and not what came after")
+elif CASE == "dump":
+    target = os.path.join(work, "dumped.pb.gz")
+    run("dump", {"MEMTALLY_PROF_OUT": ""}, target)
+    got, _ = read_raw(target)
+    check("site_keep" in got, "mt_prof_dump wrote a readable profile")
+elif CASE == "badinput":
+    p = run("dump", {"MEMTALLY_PROF_RATE": "lots", "MEMTALLY_PROF": "perhaps"}, os.path.join(work, "d.pb.gz"))
+    check("invalid value 'lots' for MEMTALLY_PROF_RATE; using the default 512K" in p.stderr, "bad rate warned")
+    check("invalid value 'perhaps' for MEMTALLY_PROF; using the default 1" in p.stderr, "bad switch warned")
+    p = run("accuracy", {"MEMTALLY_PROF_OUT": "/nonexistent-dir/x"}, "0.01")
+    check(p.stderr.count("memtally: warning: cannot write profile /nonexistent-dir/x") == 1,
+          f"one warning for an unwritable path: {p.stderr.strip()[:300]}")
+    check("accuracy done" in p.stdout, "and the program carried on")
+    p = run("dump", {"MEMTALLY_PROF": "0"}, os.path.join(work, "off.pb.gz"), expect=1)
+    check(not os.path.exists(os.path.join(work, "off.pb.gz")), "profiler off: no dump")
+else:
+    print("unknown case", CASE)
+    sys.exit(2)
+
+subprocess.run(["rm", "-rf", work])
+print(f"test_prof {CASE}: {len(failures)} failed")
+sys.exit(1 if failures else 0)
