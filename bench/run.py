@@ -12,6 +12,7 @@ usage: run.py [--build DIR] [--rounds N] [--scale X] [--only NAMES] [--markdown 
 import argparse
 import glob
 import math
+import shutil
 import os
 import statistics
 import subprocess
@@ -29,20 +30,37 @@ def find_lib(patterns):
     return None
 
 
-def allocators(build, modes):
+def allocators(build, names):
+    """Every known allocator setup as (name, preload library, environment, command prefix)."""
     lib = os.path.join(build, "libmemtally.so")
-    found = [("memtally", lib, {})]
-    for mode in modes:
-        found.append((f"mt-{mode}", lib, {"MEMTALLY_MODE": mode}))
-    found.append(("glibc", None, {}))
+    scratch = os.path.join(build, "bench-profiles")
+    os.makedirs(scratch, exist_ok=True)
+    known = {
+        "memtally": (lib, {}, []),
+        "mt-lean": (lib, {"MEMTALLY_MODE": "lean"}, []),
+        "mt-speed": (lib, {"MEMTALLY_MODE": "speed"}, []),
+        "mt-noprof": (lib, {"MEMTALLY_PROF": "0"}, []),
+        "mt-rate1": (lib, {"MEMTALLY_PROF_RATE": "1", "MEMTALLY_PROF_OUT": os.path.join(scratch, "mt")}, []),
+        "glibc": (None, {}, []),
+    }
     for name, pats in (("mimalloc", ["libmimalloc.so.2*"]), ("jemalloc", ["libjemalloc.so.2"]),
                        ("tcmalloc", ["libtcmalloc_minimal.so.4", "libtcmalloc.so.4"])):
-        lib = find_lib(pats)
-        if lib:
-            found.append((name, lib, {}))
+        found = find_lib(pats)
+        if found:
+            known[name] = (found, {}, [])
+    if "jemalloc" in known:
+        known["jemalloc-prof"] = (known["jemalloc"][0], {
+            "MALLOC_CONF": "prof:true,lg_prof_sample:0,prof_final:true,prof_prefix:" + os.path.join(scratch, "je")}, [])
+    heaptrack = shutil.which("heaptrack")
+    if heaptrack:
+        known["heaptrack"] = (None, {}, [heaptrack, "-o", os.path.join(scratch, "ht")])
+    out = []
+    for n in names:
+        if n in known:
+            out.append((n,) + known[n])
         else:
-            print(f"warning: {name} not installed, left out", file=sys.stderr)
-    return found
+            print(f"warning: {n} not available, left out", file=sys.stderr)
+    return out
 
 
 BENCHES = [
@@ -65,7 +83,7 @@ BENCHES = [
 ]
 
 
-def run_one(runner, prog, args, lib, env_extra):
+def run_one(runner, prog, args, lib, env_extra, prefix=()):
     """Run prog under the launcher; return (wall seconds, peak RSS bytes, checksum)."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
@@ -74,8 +92,8 @@ def run_one(runner, prog, args, lib, env_extra):
     env.update(env_extra)
     rfd, wfd = os.pipe()
     env["RUNONE_FD"] = str(wfd)
-    proc = subprocess.Popen([runner, prog] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            pass_fds=(wfd,))
+    proc = subprocess.Popen([runner] + list(prefix) + [prog] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, pass_fds=(wfd,))
     os.close(wfd)
     out, err = proc.communicate()
     meas = os.read(rfd, 4096).decode().split()
@@ -98,10 +116,13 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--only", default="")
     ap.add_argument("--markdown", default="")
-    ap.add_argument("--modes", default="lean,speed", help="memtally modes to add as columns")
+    ap.add_argument("--allocs", default="memtally,mt-lean,mt-speed,glibc,mimalloc,jemalloc,tcmalloc",
+                    help="columns: memtally, mt-lean, mt-speed, mt-noprof, mt-rate1, glibc, mimalloc, jemalloc, "
+                         "jemalloc-prof, tcmalloc, heaptrack")
+    ap.add_argument("--base", default="mimalloc", help="the column ratios are taken against")
     opt = ap.parse_args()
     bindir = os.path.join(opt.build, "bench")
-    allocs = allocators(opt.build, [m for m in opt.modes.split(",") if m])
+    allocs = allocators(opt.build, [a for a in opt.allocs.split(",") if a])
     benches = [b for b in BENCHES if not opt.only or b[0] in opt.only.split(",")]
     times = {(b[0], a[0]): [] for b in benches for a in allocs}
     rss = {(b[0], a[0]): [] for b in benches for a in allocs}
@@ -112,9 +133,9 @@ def main():
         for bench in benches:
             name, prog, extra = bench[0], bench[1], bench[2]
             first = bench[3:]  # a mode word before the scale, for programs with modes
-            for aname, lib, env in order:
+            for aname, lib, env, prefix in order:
                 wall, peak, checksum = run_one(os.path.join(bindir, "runone"), os.path.join(bindir, prog),
-                                              list(first) + [str(opt.scale)] + extra, lib, env)
+                                              list(first) + [str(opt.scale)] + extra, lib, env, prefix)
                 times[(name, aname)].append(wall)
                 rss[(name, aname)].append(peak)
                 ref = sums.setdefault(name, checksum)
@@ -128,13 +149,13 @@ def main():
     sep = "|---|" + "---|" * len(names)
 
     def table(title, data, fmt):
-        lines.append(f"**{title}** (median of {opt.rounds}; ×: ratio to mimalloc, lower is better)")
+        lines.append(f"**{title}** (median of {opt.rounds}; ×: ratio to {opt.base}, lower is better)")
         lines.append("")
         lines.append(head)
         lines.append(sep)
         ratios = {a: [] for a in names}
         for name in [b[0] for b in benches]:
-            base = statistics.median(data[(name, "mimalloc")]) if "mimalloc" in names else None
+            base = statistics.median(data[(name, opt.base)]) if opt.base in names else None
             cells = []
             for a in names:
                 med = statistics.median(data[(name, a)])
@@ -146,6 +167,12 @@ def main():
         lines.append("")
 
     table("Wall time", times, lambda v: f"{v:.3f} s")
+    if "memtally" in names and "mt-noprof" in names:
+        r = [statistics.median(times[(b[0], "memtally")]) / statistics.median(times[(b[0], "mt-noprof")])
+             for b in benches]
+        lines.append(f"Profiler at its default rate (memtally / mt-noprof): geometric mean ×{geomean(r):.3f}, "
+                     f"range ×{min(r):.3f}–×{max(r):.3f}")
+        lines.append("")
     table("Peak RSS", rss, lambda v: f"{v / 1048576:.1f} MiB")
     lines.append(f"Ranges (min–max of {opt.rounds} rounds), time in s / peak RSS in MiB:")
     lines.append("")

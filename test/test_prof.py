@@ -141,6 +141,21 @@ elif CASE == "lib":
         _, stacks = read_raw(path)
         full = [s for s in stacks if s[:3] == ["lib_inner_alloc", "lib_alloc_chain", "main"]]
         check(len(full) > 0, f"stack through the library without frame pointers: {stacks[:3]}")
+elif CASE == "lines":
+    run("lib", {"MEMTALLY_PROF_RATE": "4096"})
+    path = one("prof.*.exit.pb.gz")
+    if path:
+        out = pprof("-raw", path)
+        lib_rows = [l for l in out.splitlines() if " lib_inner_alloc " in l]
+        main_rows = [l for l in out.splitlines() if re.search(r" main \S*prof_target\.c:\d+", l)]
+        check(any(re.search(r"proflib\.c:(\d+)", l) and int(re.search(r"proflib\.c:(\d+)", l).group(1)) > 0
+                  for l in lib_rows), f"file and line inside the library: {lib_rows[:1]}")
+        check(bool(main_rows), "file and line in the program")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs")
+        out = pprof("-sample_index=alloc_space", "-source_path=" + src, "-trim_path=/", "-list", "lib_inner_alloc", path)
+        check("ROUTINE" in out and "proflib.c" in out, "pprof -list finds the function's source file")
+        check(re.search(r"\.\s+\d+:.*malloc", out) is not None or "malloc(" in out,
+              "and shows the line that allocates")
 elif CASE == "fork":
     p = run("fork", {"MEMTALLY_PROF_RATE": "65536"})
     files = sorted(glob.glob(os.path.join(work, "prof.*.exit.pb.gz")))

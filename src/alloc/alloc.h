@@ -113,6 +113,7 @@ typedef struct mt_heap {
   int64_t keep_left;                  /* bytes until the next bookkeeping */
   uint64_t prof_rng;                  /* sampling interval generator state */
   int in_prof;                        /* 1 while the profiler runs on this thread */
+  struct mt_stack_cache *prof_cache;  /* recently unwound stacks (profiler memory) */
   mt_page *scurrent[MT_NCLASSES];     /* current page of sampled blocks per class */
   _Atomic uint64_t nalloc[MT_CLASS_COUNT]; /* allocations by class (this thread) */
   _Atomic uint64_t nfree[MT_CLASS_COUNT];  /* frees by class, done by this thread */

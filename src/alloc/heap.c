@@ -99,6 +99,7 @@ mt_heap *mt__heap_for_thread(void) {
   pthread_mutex_unlock(&mt_heaps_mutex);
   if (heap == NULL) return NULL;
   mt_heap_reset(heap);
+  if (heap->prof_cache != NULL) memset(heap->prof_cache, 0, sizeof *heap->prof_cache); /* another thread's stack */
   heap->tid = mt__os_thread_id();
   heap->alive = 1;
   heap->last_maintenance_ms = mt__os_now_ms();

@@ -35,9 +35,9 @@ static void mt_bookkeeping(mt_heap *heap) {
   uint64_t every = delay > 2 ? (uint64_t)delay / 2 : 1;
   if (mt_load(&mt__os_over_limit)) mt__heap_maintain(heap, true); /* over the soft limit: purge all */
   else if (now - heap->last_maintenance_ms >= every) mt__heap_maintain(heap, false);
-  if (mt_load(&mt__prof_on)) {
+  if (mt_load(&mt__prof_on) && mt__opt_str[MT_OPT_PROF_OUT] != NULL) {
     heap->in_prof = 1;
-    mt__prof_tick(mt__stats_in_use());
+    mt__prof_tick(mt__opt[MT_OPT_PROF_PEAK] ? mt__stats_in_use() : 0);
     heap->in_prof = 0;
   }
 }
@@ -55,7 +55,13 @@ static void *mt_sampled_block(mt_heap *heap, unsigned cls, size_t size) {
   return b;
 }
 
+/* Reached from malloc by tail calls only, this function's return address is
+ * malloc's caller and its CFA that caller's stack pointer: the profiler's
+ * stack cache is keyed by the two. (Otherwise the return address lies in
+ * memtally and the profiler unwinds in full.) */
 void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) {
+  uintptr_t ip0 = (uintptr_t)__builtin_return_address(0);
+  uintptr_t sp0 = (uintptr_t)__builtin_dwarf_cfa();
   if (heap == &mt__heap_empty) return block;
   int64_t used = heap->countdown_set - heap->countdown;
   heap->keep_left -= used;
@@ -96,7 +102,8 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
         if (hs != NULL) hs->pages[0].sampled = 1;
       }
     }
-    mt__prof_record(block, size, heap->tid);
+    if (heap->prof_cache == NULL) heap->prof_cache = mt__prof_cache_new();
+    mt__prof_record(block, size, heap->tid, ip0, sp0, heap->prof_cache);
     heap->in_prof = 0;
   }
   mt_countdown_arm(heap);

@@ -11,7 +11,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -138,7 +137,7 @@ static void mt_value_type(mt_buf *msg, mt_buf *tmp, unsigned field, uint64_t typ
   mt__pb_bytes(msg, field, tmp->data, tmp->len);
 }
 
-static int64_t mt_round(double x) { return x <= 0 ? 0 : (int64_t)llround(x); }
+static int64_t mt_round(double x) { return x <= 0 ? 0 : (int64_t)(x + 0.5); }
 
 /* Encode a snapshot as an uncompressed profile.proto message into out. */
 static int mt_encode(const mt_prof_snapshot *snap, bool window, const char *kind, mt_buf *out) {
@@ -172,6 +171,16 @@ static int mt_encode(const mt_prof_snapshot *snap, bool window, const char *kind
     mt__pb_uint(&tmp, 5, mt_str(&st, maps[i].path));
     mt__pb_uint(&tmp, 6, mt_str(&st, hex));
     mt__pb_uint(&tmp, 7, 1); /* has_functions */
+    for (size_t k = 0; k < objs.n; k++) {
+      mt_object *o = &objs.v[k];
+      if (maps[i].start >= o->hi || maps[i].limit <= o->lo) continue;
+      if (!o->loaded) mt__symbolize(&objs, o->lo); /* reads the file's symbols and lines */
+      if (o->has_lines) {
+        mt__pb_uint(&tmp, 8, 1); /* has_filenames */
+        mt__pb_uint(&tmp, 9, 1); /* has_line_numbers */
+      }
+      break;
+    }
     mt__pb_bytes(out, 3, tmp.data, tmp.len);
   }
 
@@ -196,6 +205,9 @@ static int mt_encode(const mt_prof_snapshot *snap, bool window, const char *kind
     for (size_t k = 0; k < nmaps; k++)
       if (pc >= maps[k].start && pc < maps[k].limit) mapping = k + 1;
     const char *name = mt__symbolize(&objs, pc);
+    const char *file = NULL;
+    uint32_t line = 0;
+    if (name != NULL && mt__symbolize_line(&objs, pc, &file, &line) != 0) file = NULL, line = 0;
     mt__buf_reset(&tmp);
     mt__pb_uint(&tmp, 1, *id);
     mt__pb_uint(&tmp, 2, mapping);
@@ -209,10 +221,12 @@ static int mt_encode(const mt_prof_snapshot *snap, bool window, const char *kind
         mt__pb_uint(&sub, 1, fid);
         mt__pb_uint(&sub, 2, mt_str(&st, name));
         mt__pb_uint(&sub, 3, mt_str(&st, name));
+        if (file != NULL) mt__pb_uint(&sub, 4, mt_str(&st, file));
         mt__pb_bytes(&locs, 5, sub.data, sub.len);
       }
       mt__buf_reset(&sub);
       mt__pb_uint(&sub, 1, fid);
+      mt__pb_int(&sub, 2, (int64_t)line);
       mt__pb_bytes(&tmp, 4, sub.data, sub.len);
     }
     mt__pb_bytes(out, 4, tmp.data, tmp.len);

@@ -55,9 +55,29 @@ MT_HIDDEN void mt__prof_init(void);
 MT_HIDDEN void mt__prof_start(void);
 /* Bytes until the next sample, drawn from an exponential distribution. */
 MT_HIDDEN int64_t mt__prof_next_interval(uint64_t *rng);
+/* Recently unwound stacks of one thread. An entry is reused when malloc is
+ * called again from the same return address with the same stack pointer
+ * and every return address it recorded is still in its stack slot. */
+#define MT_STACK_CACHE 16
+typedef struct mt_stack_cache_entry {
+  uintptr_t ip0, sp0;                 /* return address into the program, its stack pointer */
+  uint32_t n;
+  uintptr_t pcs[MT_PROF_MAX_FRAMES];  /* as recorded (return address - 1) */
+  uintptr_t cfa[MT_PROF_MAX_FRAMES];  /* stack pointer of frame k: pcs[k] + 1 sits just below it */
+} mt_stack_cache_entry;
+typedef struct mt_stack_cache {
+  mt_stack_cache_entry e[MT_STACK_CACHE];
+} mt_stack_cache;
+
 /* Record a sampled allocation of size bytes at block (taken from a sampled
- * page, a large page or a huge segment). skip: frames to drop at the top. */
-MT_HIDDEN void mt__prof_record(void *block, size_t size, uint64_t tid);
+ * page, a large page or a huge segment). ip0/sp0: return address and stack
+ * pointer of malloc's caller when the allocation entry points reached the
+ * hook only through tail calls (0 otherwise); cache: the thread's stack
+ * cache (may be NULL). */
+MT_HIDDEN void mt__prof_record(void *block, size_t size, uint64_t tid, uintptr_t ip0, uintptr_t sp0,
+                               mt_stack_cache *cache);
+/* A zeroed cache for a thread, or NULL. */
+MT_HIDDEN mt_stack_cache *mt__prof_cache_new(void);
 /* A block from a sampled page (or a huge block) is being freed. */
 MT_HIDDEN void mt__prof_on_free(void *block);
 /* Copy the table; with window, also start a new window. */

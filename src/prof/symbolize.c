@@ -78,6 +78,7 @@ void mt__objects_free(mt_objects *objs) {
     mt_object *o = &objs->v[i];
     if (o->file) munmap(o->file, o->file_size);
     if (o->syms) mt__os_unreserve(o->syms, o->syms_bytes);
+    if (o->has_lines) mt__dwarf_free(&o->lines);
   }
   if (objs->v) mt__os_unreserve(objs->v, objs->bytes);
   memset(objs, 0, sizeof *objs);
@@ -127,6 +128,7 @@ static void mt_load_symbols(mt_object *o) {
   o->file = map;
   o->file_size = (size_t)st.st_size;
   const uint8_t *base = map;
+  o->has_lines = mt__dwarf_load(&o->lines, base, o->file_size) == 0;
   const ElfW(Ehdr) *eh = map;
   if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
       eh->e_shoff == 0 || eh->e_shentsize != sizeof(ElfW(Shdr)) ||
@@ -176,4 +178,12 @@ const char *mt__symbolize(mt_objects *objs, uintptr_t pc) {
   if (s->addr > a) return NULL;
   if (s->size != 0 && a >= s->addr + s->size) return NULL;
   return s->name;
+}
+
+int mt__symbolize_line(mt_objects *objs, uintptr_t pc, const char **file, uint32_t *line) {
+  mt_object *o = mt__objects_find(objs, pc);
+  if (o == NULL) return -1;
+  if (!o->loaded) mt_load_symbols(o);
+  if (!o->has_lines) return -1;
+  return mt__dwarf_find(&o->lines, pc - o->bias, file, line);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "../common.h"
+#include "dwarf.h"
 
 typedef struct mt_sym {
   uintptr_t addr;   /* link-time address */
@@ -24,6 +25,8 @@ typedef struct mt_object {
   size_t file_size;
   mt_sym *syms;
   size_t nsyms, syms_bytes;
+  mt_line_table lines;        /* from .debug_line, when the file has it */
+  int has_lines;
 } mt_object;
 
 typedef struct mt_objects {
@@ -36,5 +39,7 @@ MT_HIDDEN void mt__objects_free(mt_objects *objs);
 MT_HIDDEN mt_object *mt__objects_find(mt_objects *objs, uintptr_t pc);
 /* Name of the function holding pc, or NULL. */
 MT_HIDDEN const char *mt__symbolize(mt_objects *objs, uintptr_t pc);
+/* Source file and line of pc; 0 when the object has line information for it. */
+MT_HIDDEN int mt__symbolize_line(mt_objects *objs, uintptr_t pc, const char **file, uint32_t *line);
 
 #endif

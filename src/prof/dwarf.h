@@ -1,0 +1,30 @@
+/* dwarf.h -- source file and line of an address, from an object's .debug_line */
+#ifndef MT_DWARF_H
+#define MT_DWARF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common.h"
+#include "../out/buf.h"
+
+typedef struct mt_line_row {
+  uintptr_t addr;  /* link-time address */
+  uint32_t line;   /* 0: end of a sequence (no information past it) */
+  uint32_t file;   /* offset of the file name in the table's text */
+} mt_line_row;
+
+typedef struct mt_line_table {
+  mt_buf rows;     /* mt_line_row, sorted by address */
+  mt_buf text;     /* file names, NUL-terminated */
+  size_t nrows;
+} mt_line_table;
+
+/* Read every line program of an ELF file mapped at base (size bytes).
+ * Returns 0 when the file has line information. */
+MT_HIDDEN int mt__dwarf_load(mt_line_table *t, const uint8_t *base, size_t size);
+MT_HIDDEN void mt__dwarf_free(mt_line_table *t);
+/* File and line for a link-time address; 0 when known. */
+MT_HIDDEN int mt__dwarf_find(const mt_line_table *t, uintptr_t addr, const char **file, uint32_t *line);
+
+#endif
