@@ -252,7 +252,7 @@ static void test_purge(void) {
   for (int i = 0; i < N; i++) mt_free(ps[i]);
   long long delay = mt_option_value("PURGE_DELAY");
   usleep((useconds_t)(delay * 2 + 20) * 1000); /* past the purge delay */
-  for (int i = 0; i < 3000; i++) mt_free(mt_malloc(1000)); /* activity runs the purge */
+  for (int i = 0; i < 12000; i++) mt_free(mt_malloc(1000)); /* 12 MB of activity runs the purge */
   mt_stats_get(&s2);
   CHECKF(s2.bytes_committed < s1.bytes_committed - (size_t)N * 1000 / 2, "committed %llu after free, %llu before",
          (unsigned long long)s2.bytes_committed, (unsigned long long)s1.bytes_committed);

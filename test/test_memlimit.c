@@ -24,7 +24,7 @@ static mt_stats allocate_then_free_most(mt_stats *at_peak) {
   }
   *at_peak = stats();
   for (int i = 0; i < N * 9 / 10; i++) mt_free(blocks[i]);
-  for (int i = 0; i < 2000; i++) mt_free(mt_malloc(1000)); /* crosses the 1 MiB bookkeeping interval */
+  for (int i = 0; i < 10000; i++) mt_free(mt_malloc(1000)); /* crosses the 4 MiB bookkeeping interval */
   return stats();
 }
 
@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
     CHECK(mt_option_value("PURGE_DELAY") == 10 && mt_option_value("SEGMENT_CACHE") == 0);
     /* a 10 ms delay and no segment cache: memory goes back as pages empty */
     usleep(30 * 1000);
-    for (int i = 0; i < 2000; i++) mt_free(mt_malloc(1000));
+    for (int i = 0; i < 10000; i++) mt_free(mt_malloc(1000));
     s = stats();
     CHECKF(s.bytes_committed < peak.bytes_committed / 4, "lean: committed %llu of %llu",
            (unsigned long long)s.bytes_committed, (unsigned long long)peak.bytes_committed);

@@ -15,7 +15,7 @@ int main(int argc, char **argv) {
   text[n] = 0;
   fclose(f);
   size_t rows = 0;
-  for (const char *p = text; (p = strstr(p, "| `MEMTALLY_")) != NULL; p++) rows++;
+  for (const char *p = text; (p = strstr(p, "\n| `MEMTALLY_")) != NULL; p++) rows++; /* table rows only */
   for (size_t i = 0; i < mt_option_count(); i++) {
     mt_option_info o;
     mt_option_get_info(i, &o);

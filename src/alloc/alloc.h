@@ -234,6 +234,6 @@ MT_HIDDEN uint64_t mt__stats_in_use(void);
 MT_HIDDEN void mt__stats_note_peak(void);
 MT_HIDDEN void mt__stats_at_exit(void);
 
-#define MT_COUNTDOWN_BYTES ((int64_t)1 << 20) /* bookkeeping interval without the profiler */
+#define MT_COUNTDOWN_BYTES ((int64_t)4 << 20) /* bytes a thread allocates between bookkeeping */
 
 #endif

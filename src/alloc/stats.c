@@ -2,9 +2,9 @@
  *
  * Each heap counts allocations and frees per size class in flat arrays that
  * only its thread writes. Reading sums every heap in the registry. The peak
- * of bytes in use is taken at bookkeeping events (every MT_COUNTDOWN_BYTES
- * allocated by a thread) and whenever the statistics are read, so it can
- * miss a short spike of less than that interval per thread. */
+ * of bytes in use is taken at bookkeeping events (every MT_COUNTDOWN_BYTES,
+ * 4 MiB, allocated by a thread) and whenever the statistics are read, so it
+ * can miss a short spike of less than that interval per thread. */
 #include <errno.h>
 #include <string.h>
 
