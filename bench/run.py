@@ -116,7 +116,7 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--only", default="")
     ap.add_argument("--markdown", default="")
-    ap.add_argument("--allocs", default="memtally,mt-lean,mt-speed,glibc,mimalloc,jemalloc,tcmalloc",
+    ap.add_argument("--allocs", default="memtally,mt-noprof,mt-lean,mt-speed,glibc,mimalloc,jemalloc,tcmalloc",
                     help="columns: memtally, mt-lean, mt-speed, mt-noprof, mt-rate1, glibc, mimalloc, jemalloc, "
                          "jemalloc-prof, tcmalloc, heaptrack")
     ap.add_argument("--base", default="mimalloc", help="the column ratios are taken against")

@@ -73,6 +73,7 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
   if (heap->prof_left <= 0 && mt_load(&mt__prof_on) && !heap->in_prof) {
     heap->prof_left = mt__prof_next_interval(&heap->prof_rng);
     heap->in_prof = 1;
+    size_t counted = page != NULL ? page->block_size : 0;
     if (page != NULL && page->cls < MT_NCLASSES && !page->sampled) {
       /* Give the block back (its link is intact) and take one from a page
        * of samples; the class counters stay as they were. */
@@ -96,14 +97,15 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
         mt_page *lp = &seg->pages[((uintptr_t)block - (uintptr_t)seg) >> MT_SLOT_SHIFT];
         if (mt_load(&lp->owner_tag) == MT_TAG_INTERIOR) lp = &seg->pages[lp->first_slot];
         lp->sampled = 1;
+        counted = lp->block_size;
         mt_store(&lp->owner_tag, mt_load(&lp->owner_tag) | MT_TAG_SAMPLED);
       } else {
         mt_segment *hs = mt__huge_segment_of(block);
-        if (hs != NULL) hs->pages[0].sampled = 1;
+        if (hs != NULL) hs->pages[0].sampled = 1, counted = hs->huge_size;
       }
     }
     if (heap->prof_cache == NULL) heap->prof_cache = mt__prof_cache_new();
-    mt__prof_record(block, size, heap->tid, ip0, sp0, heap->prof_cache);
+    mt__prof_record(block, size, counted, heap->tid, ip0, sp0, heap->prof_cache);
     heap->in_prof = 0;
   }
   mt_countdown_arm(heap);

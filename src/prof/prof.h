@@ -73,8 +73,9 @@ typedef struct mt_stack_cache {
  * page, a large page or a huge segment). ip0/sp0: return address and stack
  * pointer of malloc's caller when the allocation entry points reached the
  * hook only through tail calls (0 otherwise); cache: the thread's stack
- * cache (may be NULL). */
-MT_HIDDEN void mt__prof_record(void *block, size_t size, uint64_t tid, uintptr_t ip0, uintptr_t sp0,
+ * cache (may be NULL). counted: the bytes the countdown charged for this
+ * allocation (its block size), which sets the sampling probability. */
+MT_HIDDEN void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, uintptr_t ip0, uintptr_t sp0,
                                mt_stack_cache *cache);
 /* A zeroed cache for a thread, or NULL. */
 MT_HIDDEN mt_stack_cache *mt__prof_cache_new(void);

@@ -267,7 +267,8 @@ static int mt_cache_valid(const mt_stack_cache_entry *e) {
   return 1;
 }
 
-void mt__prof_record(void *block, size_t size, uint64_t tid, uintptr_t ip0, uintptr_t sp0, mt_stack_cache *cache) {
+void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, uintptr_t ip0, uintptr_t sp0,
+                     mt_stack_cache *cache) {
   if (!atomic_load_explicit(&mt_self_known, memory_order_acquire)) {
     /* at the first sample, not at start-up: the loader may still be busy then */
     dl_iterate_phdr(mt_find_self, (void *)(uintptr_t)&mt__prof_init);
@@ -298,7 +299,8 @@ void mt__prof_record(void *block, size_t size, uint64_t tid, uintptr_t ip0, uint
 unwound:;
   double objects = 1, bytes = (double)size;
   if (mt__prof_rate > 1) {
-    double p = mt_one_minus_exp_neg((double)size / mt__prof_rate); /* 1 - exp(-s/R) */
+    /* the countdown charged `counted` bytes: that sets the probability */
+    double p = mt_one_minus_exp_neg((double)(counted ? counted : size) / mt__prof_rate); /* 1 - exp(-b/R) */
     if (p > 0) objects = 1 / p, bytes = (double)size / p;
   }
   uint64_t h = mt_hash_stack(pcs, u.n, tid);

@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "accuracy") == 0) {
     site_big_freed((long)(32768 * scale));       /* 2 GiB */
     site_small_freed((long)(8388608 * scale));    /* 1 GiB */
-    void **k = site_keep((long)(8192 * scale));   /* 256 MiB kept */
+    void **k = site_keep((long)(32768 * scale));  /* 1 GiB kept (untouched: little RSS) */
     void **s = site_keep_small((long)(524288 * scale)); /* 128 MiB kept */
     KEEP(k);
     KEEP(s);
