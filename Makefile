@@ -1,12 +1,13 @@
 # Makefile -- memtally's commands: demo, check, bench (CMake and ctest underneath)
 BUILD ?= build
 JOBS ?= 2
-CHECK_PKGS := cmake make gcc g++ clang python3 sqlite3 git perl golang-go valgrind
+CHECK_PKGS := cmake make gcc g++ clang libclang-rt-14-dev zlib1g-dev python3 sqlite3 git perl golang-go valgrind \
+  chromium libgoogle-perftools-dev
 BENCH_PKGS := libmimalloc2.0 libjemalloc2 libgoogle-perftools-dev heaptrack valgrind
 ROUNDS ?= 5
 SOAK_MINUTES ?= 10
 
-.PHONY: all build check bench soak demo clean deps-check deps-bench
+.PHONY: all build check bench soak demo fuzz clean deps-check deps-bench
 
 all: build
 
@@ -37,18 +38,21 @@ bench: deps-bench build
 soak: build
 	@$(BUILD)/bench/soak --seconds $$(( $(SOAK_MINUTES) * 60 )) --threads 2 --csv $(BUILD)/soak.csv --svg $(BUILD)/soak.svg
 
-# Build, profile the example workload on memtally and print its report.
+# Build, profile the example workload with memtally run, print the report
+# with its recommendations and write a flame graph.
 DEMO_OUT := $(BUILD)/demo
 demo: build
-	@rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
-	@echo "== examples/index_demo under memtally (MEMTALLY_STATS=1, MEMTALLY_PROF_OUT=$(DEMO_OUT)/prof)"
-	@MEMTALLY_STATS=1 MEMTALLY_PROF_OUT=$(CURDIR)/$(DEMO_OUT)/prof \
-	  LD_PRELOAD=$(CURDIR)/$(BUILD)/libmemtally.so $(BUILD)/examples/index_demo
-	@echo "== where the bytes were allocated (go tool pprof -top -sample_index=alloc_space)"
-	@go tool pprof -symbolize=none -top -nodecount=10 -sample_index=alloc_space $(DEMO_OUT)/prof.*.exit.pb.gz 2>/dev/null
-	@echo "== what is still held at exit (-sample_index=inuse_space)"
-	@go tool pprof -symbolize=none -top -nodecount=10 -sample_index=inuse_space $(DEMO_OUT)/prof.*.exit.pb.gz 2>/dev/null
-	@echo "profile: $$(ls $(DEMO_OUT)/prof.*.exit.pb.gz)"
+	@rm -rf $(DEMO_OUT)
+	@echo "== memtally run --out $(DEMO_OUT) -- $(BUILD)/examples/index_demo"
+	@$(BUILD)/memtally run --out $(DEMO_OUT) -- $(BUILD)/examples/index_demo
+	@echo "\n== memtally report --by line (where the bytes are allocated)"
+	@$(BUILD)/memtally report $(DEMO_OUT)/prof.*.exit.pb.gz --sample alloc_space --by line --top 5
+	@$(BUILD)/memtally flame $(DEMO_OUT)/prof.*.exit.pb.gz --sample alloc_space -o $(DEMO_OUT)/flame.html
+
+# The profile decoder's fuzz target, for longer than make check runs it.
+FUZZ_SECONDS ?= 600
+fuzz: build
+	@sh test/fuzz.sh $(BUILD) $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD)

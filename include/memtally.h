@@ -87,6 +87,10 @@ MT_API int mt_stats_get(mt_stats *st);
 MT_API void mt_thread_counters(uint64_t *allocs, uint64_t *bytes);
 /* Print a readable table; never allocates from the heap. */
 MT_API void mt_stats_print(FILE *out);
+/* Write the statistics as one JSON object (the fields of mt_stats, and
+ * "classes": [[block_size, allocs, frees], ...]) into buf. Returns the length
+ * it needs (excluding the NUL), like snprintf. */
+MT_API size_t mt_stats_json(char *buf, size_t cap);
 
 /* Give cached free memory back to the OS now (all purge delays expire). */
 MT_API void mt_collect(void);

@@ -233,6 +233,7 @@ MT_HIDDEN void mt__countdown_reset(mt_heap *heap);
 MT_HIDDEN uint64_t mt__stats_in_use(void);
 MT_HIDDEN void mt__stats_note_peak(void);
 MT_HIDDEN void mt__stats_at_exit(void);
+MT_HIDDEN void mt__stats_dump_at_exit(void);
 
 #define MT_COUNTDOWN_BYTES ((int64_t)4 << 20) /* bytes a thread allocates between bookkeeping */
 

@@ -187,5 +187,6 @@ __attribute__((constructor(101))) static void mt_process_start(void) {
 
 __attribute__((destructor(101))) static void mt_process_end(void) {
   mt__prof_at_exit();
+  mt__stats_dump_at_exit();
   mt__stats_at_exit();
 }

@@ -189,3 +189,45 @@ void mt_stats_print(FILE *out) {
 void mt__stats_at_exit(void) {
   if (mt__opt[MT_OPT_STATS]) mt_stats_emit(mt_out_stderr, NULL);
 }
+
+size_t mt_stats_json(char *buf, size_t cap) {
+  mt_stats st;
+  st.size = sizeof st;
+  mt_stats_get(&st);
+  size_t n = 0;
+#define MT_JS(...)                                                                     \
+  do {                                                                                 \
+    int k_ = snprintf(buf ? buf + (n < cap ? n : cap) : NULL, n < cap ? cap - n : 0, __VA_ARGS__); \
+    if (k_ > 0) n += (size_t)k_;                                                       \
+  } while (0)
+  MT_JS("{\"version\":%u,\"allocs\":%llu,\"frees\":%llu,\"bytes_allocated\":%llu,\"bytes_in_use\":%llu,"
+        "\"bytes_in_use_peak\":%llu,\"bytes_committed\":%llu,\"bytes_committed_peak\":%llu,\"bytes_mapped\":%llu,"
+        "\"huge_allocs\":%llu,\"huge_frees\":%llu,\"mmap_calls\":%llu,\"munmap_calls\":%llu,"
+        "\"madvise_calls\":%llu,\"mremap_calls\":%llu,\"segments\":%llu,\"threads\":%llu,\"rss\":%llu,"
+        "\"classes\":[",
+        st.version, (unsigned long long)st.allocs, (unsigned long long)st.frees,
+        (unsigned long long)st.bytes_allocated, (unsigned long long)st.bytes_in_use,
+        (unsigned long long)st.bytes_in_use_peak, (unsigned long long)st.bytes_committed,
+        (unsigned long long)st.bytes_committed_peak, (unsigned long long)st.bytes_mapped,
+        (unsigned long long)st.huge_allocs, (unsigned long long)st.huge_frees, (unsigned long long)st.mmap_calls,
+        (unsigned long long)st.munmap_calls, (unsigned long long)st.madvise_calls,
+        (unsigned long long)st.mremap_calls, (unsigned long long)st.segments, (unsigned long long)st.threads,
+        (unsigned long long)st.rss);
+  for (unsigned i = 0; i < st.nclasses; i++)
+    MT_JS("%s[%llu,%llu,%llu]", i ? "," : "", (unsigned long long)st.classes[i].block_size,
+          (unsigned long long)st.classes[i].allocs, (unsigned long long)st.classes[i].frees);
+  MT_JS("]}\n");
+#undef MT_JS
+  return n;
+}
+
+/* With MEMTALLY_PROF_OUT set, the statistics go beside the profiles at exit:
+ * PREFIX.PID.stats.json (memtally stats reads it). */
+void mt__stats_dump_at_exit(void) {
+  const char *prefix = mt__opt_str[MT_OPT_PROF_OUT];
+  if (prefix == NULL) return;
+  char json[8192], path[4096];
+  size_t n = mt_stats_json(json, sizeof json);
+  int k = snprintf(path, sizeof path, "%s.%d.stats.json", prefix, mt__os_getpid());
+  if (n < sizeof json && k > 0 && (size_t)k < sizeof path) mt__os_write_file_atomic(path, json, n);
+}

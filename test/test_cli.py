@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""test_cli.py -- the memtally command: golden reports, real profiles, the flame graph, bad input.
+
+usage: test_cli.py CASE BUILDDIR
+"""
+import glob
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+CASE, BUILD = sys.argv[1], sys.argv[2]
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOL = os.path.join(BUILD, "memtally")
+work = tempfile.mkdtemp(prefix="mtcli")
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def tool(*args, expect=0, env=None, timeout=120):
+    p = subprocess.run([TOOL] + list(args), capture_output=True, text=True, timeout=timeout,
+                       env=dict(os.environ, **(env or {})))
+    if p.returncode != expect:
+        print(p.stdout[-3000:], p.stderr[-3000:])
+    check(p.returncode == expect, f"memtally {' '.join(os.path.basename(a) for a in args)}: exit {p.returncode}")
+    return p
+
+
+def fixture(kind):
+    out = os.path.join(work, kind + ".pb.gz")
+    subprocess.run([sys.executable, os.path.join(HERE, "make_profile.py"), kind, out], check=True)
+    return out
+
+
+def golden(name, text):
+    path = os.path.join(HERE, "golden", name)
+    if os.environ.get("MEMTALLY_UPDATE_GOLDEN"):
+        with open(path, "w") as f:
+            f.write(text)
+    want = open(path).read()
+    if text != want:
+        print("--- want\n" + want + "--- got\n" + text)
+    check(text == want, f"output matches golden/{name}")
+
+
+if CASE == "report":
+    base = fixture("base")
+    golden("report.txt", tool("report", base).stdout)
+    golden("report-alloc-line.txt", tool("report", base, "--sample", "alloc_space", "--by", "line").stdout)
+    golden("report-stack.txt", tool("report", base, "--by", "stack", "--top", "3").stdout)
+    golden("report.json", tool("report", base, "--sample", "alloc_objects", "--json").stdout)
+elif CASE == "diff":
+    base, new = fixture("base"), fixture("new")
+    golden("diff.txt", tool("diff", base, new).stdout)
+    golden("diff-alloc.json", tool("diff", base, new, "--sample", "alloc_space", "--json").stdout)
+elif CASE == "help":
+    p = tool("--help")
+    check("run" in p.stdout and "report" in p.stdout and "flame" in p.stdout, "memtally --help lists the commands")
+    for cmd in ("run", "report", "diff", "flame", "stats"):
+        p = tool(cmd, "--help")
+        check(p.stdout.startswith("usage: memtally " + cmd), f"memtally {cmd} --help")
+elif CASE == "badinput":
+    good = fixture("base")
+    text = os.path.join(work, "text.txt")
+    open(text, "w").write("this is not a profile\n" * 20)
+    empty = os.path.join(work, "empty.pb.gz")
+    open(empty, "w").close()
+    raw = open(good, "rb").read()
+    trunc = os.path.join(work, "trunc.pb.gz")
+    open(trunc, "wb").write(raw[: len(raw) // 2])
+    corrupt = os.path.join(work, "corrupt.pb.gz")
+    data = bytearray(gzip.decompress(raw))
+    for i in range(7, len(data), 13):
+        data[i] ^= 0x5a
+    open(corrupt, "wb").write(gzip.compress(bytes(data)))
+    garbage = os.path.join(work, "garbage.pb.gz")
+    open(garbage, "wb").write(gzip.compress(os.urandom(5000)))
+    cases = [
+        (["report", os.path.join(work, "missing.pb.gz")], "cannot open"),
+        (["report", empty], "empty file"),
+        (["report", trunc], "truncated"),
+        (["report", corrupt], ""),
+        (["report", garbage], ""),
+        (["report", text], ""),
+        (["report", good, "--sample", "nonsense"], "unknown sample type"),
+        (["report", good, "--by", "planet"], "unknown grouping"),
+        (["report", good, "--frobnicate"], "unknown option"),
+        (["report", good, "--top", "zero"], "--top"),
+        (["diff", good], "missing profile"),
+        (["flame", good], "-o OUT.html"),
+        (["frob"], "unknown command"),
+        (["run"], "needs a program"),
+        (["run", "--rate", "lots", "--", "true"], "--rate"),
+    ]
+    for args, needle in cases:
+        p = tool(*args, expect=2)
+        first = p.stderr.splitlines()[0] if p.stderr else ""
+        check(first.startswith("memtally: ") and needle in first, f"one clear line: {first!r}")
+        check("Traceback" not in p.stderr and "Segmentation" not in p.stderr, "no crash")
+    # a corrupt profile that still decodes must not crash the report either
+    p = subprocess.run([TOOL, "report", corrupt], capture_output=True, text=True)
+    check(p.returncode in (0, 2), f"corrupt profile: exit {p.returncode}")
+elif CASE == "go":
+    src = os.path.join(work, "goheap.go")
+    shutil.copy(os.path.join(HERE, "programs", "goheap.go"), src)
+    out = os.path.join(work, "go.pb.gz")
+    env = dict(os.environ, HOME=work, GOCACHE=os.path.join(work, "gocache"), GOFLAGS="-mod=mod", GO111MODULE="off",
+               GOPATH=os.path.join(work, "gopath"))
+    p = subprocess.run(["go", "run", src, out], capture_output=True, text=True, env=env, timeout=300)
+    check(p.returncode == 0, f"go program wrote a heap profile ({p.stderr.strip()[:200]})")
+    if p.returncode == 0:
+        r = tool("report", out, "--sample", "inuse_space")
+        rows = [l for l in r.stdout.splitlines() if re.match(r"^\s+\d+\s", l)]
+        check(bool(rows) and "main.buildIndex" in rows[0], f"Go profile: top in-use site {rows[:1]}")
+        r = tool("report", out, "--sample", "alloc_space", "--by", "line")
+        check("goheap.go:" in r.stdout, "Go profile by line")
+elif CASE == "gperftools":
+    src = os.path.join(HERE, "programs", "gperf_target.c")
+    exe = os.path.join(work, "gperf_target")
+    subprocess.run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", src, "-o", exe], check=True)
+    lib = (glob.glob("/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4") + [None])[0]
+    check(lib is not None, "gperftools' tcmalloc is installed")
+    if lib:
+        env = dict(os.environ, LD_PRELOAD=lib, HEAPPROFILE=os.path.join(work, "hp"))
+        subprocess.run([exe], env=env, capture_output=True, check=True)
+        heap = sorted(glob.glob(os.path.join(work, "hp.*.heap")))
+        check(bool(heap), "gperftools wrote a heap profile")
+        conv = os.path.join(work, "conv.pb.gz")
+        p = subprocess.run(["go", "tool", "pprof", "-proto", "-output", conv, exe, heap[-1]], capture_output=True,
+                           text=True, env=dict(os.environ, HOME=work))
+        check(p.returncode == 0, "go tool pprof converts it")
+        r = tool("report", conv)
+        rows = [l for l in r.stdout.splitlines() if re.match(r"^\s+\d+\s", l)]
+        check(bool(rows) and "gperf_site" in rows[0], f"gperftools profile: top site {rows[:1]}")
+elif CASE == "flame":
+    base = fixture("base")
+    html = os.path.join(work, "flame.html")
+    tool("flame", base, "--sample", "alloc_space", "-o", html)
+    page = open(html).read()
+    check("http://" not in page.replace("http://www.w3.org", "") and "https://" not in page, "self-contained: no URLs")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--window-size=1200,500"]
+    chrome = shutil.which("chromium")
+    check(chrome is not None, "chromium is installed")
+    if chrome:
+        dom = subprocess.run([chrome] + flags + ["--user-data-dir=" + os.path.join(work, "c1"), "--dump-dom",
+                                                 "file://" + html], capture_output=True, text=True, timeout=120).stdout
+        frames = re.findall(r'class="frame', dom)
+        check(len(frames) >= 10, f"rendered {len(frames)} frames")
+        check('data-name="handle_request"' in dom and ">handle_request<" in dom, "the top function is drawn and named")
+        shot = os.path.join(BUILD, "flame-screenshot.png")
+        subprocess.run([chrome] + flags + ["--user-data-dir=" + os.path.join(work, "c2"), "--screenshot=" + shot,
+                                           "file://" + html], capture_output=True, timeout=120)
+        check(os.path.exists(shot) and os.path.getsize(shot) > 1000, f"screenshot {shot}")
+elif CASE == "large":
+    big = fixture("large")
+    t0 = time.time()
+    r = tool("report", big, "--by", "stack", "--top", "5")
+    elapsed = time.time() - t0
+    check("1000000" not in r.stderr, "report ran")
+    check(elapsed < 20, f"100 000 stacks, 1 000 000 samples in {elapsed:.1f} s")
+    t0 = time.time()
+    tool("flame", big, "-o", os.path.join(work, "big.html"))
+    check(time.time() - t0 < 20, f"flame graph of it in {time.time() - t0:.1f} s")
+elif CASE == "run":
+    out = os.path.join(work, "profiles")
+    p = tool("run", "--out", out, "--", "sh", "-c", "exit 3", expect=3)
+    check("profiles in" in p.stdout, "run says where the profiles went")
+    target = os.path.join(BUILD, "test", "prof_target")
+    out2 = os.path.join(work, "profiles2")
+    p = tool("run", "--rate", "65536", "--out", out2, "--", target, "fork")
+    check(len(glob.glob(os.path.join(out2, "prof.*.exit.pb.gz"))) == 2, "the program and its child wrote profiles")
+    check(re.search(r"^\s+1\s+site_big_freed", p.stdout, re.M) is not None, "top 10 of the exit profile printed")
+    check("memtally statistics" in p.stdout and "in use" in p.stdout, "and the program's statistics")
+    dumps = glob.glob(os.path.join(out2, "prof.*.stats.json"))
+    check(len(dumps) == 2, "each process wrote its statistics dump")
+    if dumps:
+        s = tool("stats", dumps[0])
+        check("allocated" in s.stdout and "committed" in s.stdout, "memtally stats prints a dump")
+    s = tool("stats", os.path.join(out2, [f for f in os.listdir(out2) if f.endswith(".pb.gz")][0]), expect=2)
+    check(s.stderr.startswith("memtally: ") and "not a memtally statistics dump" in s.stderr, "stats rejects a profile")
+else:
+    print("unknown case", CASE)
+    sys.exit(2)
+
+shutil.rmtree(work, ignore_errors=True)
+print(f"test_cli {CASE}: {len(failures)} failed")
+sys.exit(1 if failures else 0)

@@ -1,0 +1,153 @@
+/* flame.c -- a self-contained interactive flame graph (HTML, CSS and script inline)
+ *
+ * The call tree (root at the top, callees below) is embedded as JSON; the
+ * page's script draws one element per frame, zooms into a frame on click,
+ * highlights frames matching the search box and shows bytes, objects and
+ * percent on hover. Nothing is fetched from the network. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+typedef struct node {
+  const char *name;
+  double value, objects;
+  struct node *child, *next;
+} node;
+
+static node *child_of(node *n, const char *name) {
+  for (node *c = n->child; c; c = c->next)
+    if (strcmp(c->name, name) == 0) return c;
+  node *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->name = name;
+  c->next = n->child;
+  n->child = c;
+  return c;
+}
+
+static void json_name(FILE *out, const char *s) {
+  fputc('"', out);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
+    else if (c == '<') fputs("\\u003c", out); /* never closes the script element */
+    else if (c < 0x20) fprintf(out, "\\u%04x", c);
+    else fputc(c, out);
+  }
+  fputc('"', out);
+}
+
+static void emit(FILE *out, const node *n) {
+  fputs("{\"n\":", out);
+  json_name(out, n->name);
+  fprintf(out, ",\"v\":%.0f,\"o\":%.0f", n->value, n->objects);
+  if (n->child) {
+    fputs(",\"c\":[", out);
+    for (const node *c = n->child; c; c = c->next) {
+      emit(out, c);
+      if (c->next) fputc(',', out);
+    }
+    fputc(']', out);
+  }
+  fputc('}', out);
+}
+
+static void free_tree(node *n) {
+  node *c = n->child;
+  while (c) {
+    node *next = c->next;
+    free_tree(c);
+    free(c);
+    c = next;
+  }
+}
+
+static const char *page_head =
+    "<!DOCTYPE html><html><head><meta charset='utf-8'><title>memtally flame graph</title><style>\n"
+    "body{font:12px sans-serif;margin:8px;background:#fff}#bar{margin-bottom:6px}#chart{position:relative;width:100%}\n"
+    ".frame{position:absolute;height:17px;overflow:hidden;white-space:nowrap;box-sizing:border-box;border:1px solid #fff;"
+    "padding-left:2px;line-height:15px;cursor:pointer;border-radius:2px}\n"
+    ".frame.match{background:#e040fb!important}#tip{position:fixed;display:none;background:#222;color:#fff;padding:4px 6px;"
+    "border-radius:3px;pointer-events:none;z-index:9}\n"
+    "</style></head><body><div id='bar'><b>memtally</b> <span id='title'></span> &nbsp; <input id='search' "
+    "placeholder='search' size='30'> <button id='reset'>reset zoom</button> <span id='found'></span></div>\n"
+    "<div id='chart'></div><div id='tip'></div><script>\n";
+
+static const char *page_script =
+    "var unit=DATA.unit,root=DATA.tree,focus=root,H=18;\n"
+    "function fmt(v){if(unit!='bytes')return v>=1e6?(v/1e6).toFixed(1)+' M':v>=1e4?(v/1e3).toFixed(1)+' k':''+v;"
+    "var u=['B','KiB','MiB','GiB','TiB'],i=0;while(v>=1024&&i<4){v/=1024;i++}return (i?v.toFixed(1):v)+' '+u[i]}\n"
+    "function color(n){var h=0;for(var i=0;i<n.length;i++)h=(h*31+n.charCodeAt(i))>>>0;"
+    "return 'hsl('+(10+h%40)+','+(60+h%30)+'%,'+(55+h%15)+'%)'}\n"
+    "function parents(t,target,path){if(t===target)return path.concat([t]);var c=t.c||[];"
+    "for(var i=0;i<c.length;i++){var r=parents(c[i],target,path.concat([t]));if(r)return r}return null}\n"
+    "function draw(){var chart=document.getElementById('chart');chart.innerHTML='';var W=chart.clientWidth||1000,"
+    "depth=0,q=document.getElementById('search').value,matched=0;var path=parents(root,focus,[])||[root];\n"
+    "function box(n,d,x,w){var e=document.createElement('div');e.className='frame';e.style.left=x+'px';"
+    "e.style.top=(d*H)+'px';e.style.width=Math.max(w,1)+'px';e.style.background=color(n.n);"
+    "e.textContent=w>30?n.n:'';e.dataset.name=n.n;if(q&&n.n.indexOf(q)>=0){e.classList.add('match');}"
+    "e.onclick=function(){focus=n;draw()};e.onmousemove=function(ev){var t=document.getElementById('tip');"
+    "t.style.display='block';t.style.left=(ev.clientX+12)+'px';t.style.top=(ev.clientY+12)+'px';"
+    "t.textContent=n.n+' \\u2014 '+fmt(n.v)+' ('+(100*n.v/root.v).toFixed(2)+'%), '+n.o+' objects'};"
+    "e.onmouseout=function(){document.getElementById('tip').style.display='none'};chart.appendChild(e);"
+    "if(d+1>depth)depth=d+1}\n"
+    "for(var i=0;i<path.length-1;i++)box(path[i],i,0,W);\n"
+    "function walk(n,d,x,w){box(n,d,x,w);if(q&&n.n.indexOf(q)>=0)matched+=n.v;var c=(n.c||[]).slice().sort("
+    "function(a,b){return b.v-a.v});var cx=x;for(var i=0;i<c.length;i++){var cw=w*c[i].v/n.v;"
+    "if(cw>=0.5)walk(c[i],d+1,cx,cw);cx+=cw}}\n"
+    "walk(focus,path.length-1,0,W);chart.style.height=(depth*H+20)+'px';"
+    "document.getElementById('found').textContent=q?('matched '+fmt(matched)+' ('+(100*matched/root.v).toFixed(1)+'%)'):''}\n"
+    "document.getElementById('title').textContent=DATA.title;document.getElementById('search').oninput=draw;"
+    "document.getElementById('reset').onclick=function(){focus=root;draw()};window.onresize=draw;draw();\n"
+    "</script></body></html>\n";
+
+int mtt_flame(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, size_t errlen) {
+  int vi, oi;
+  if (mtt_pick_type(p, o, &vi, &oi, err, errlen) != 0) return 2;
+  node root = {"all", 0, 0, NULL, NULL};
+  char buf[64];
+  char **addr_names = NULL;
+  size_t naddr = 0;
+  for (size_t s = 0; s < p->nsamples; s++) {
+    const mtt_sample *S = &p->samples[s];
+    double v = (double)S->values[vi], ob = oi >= 0 ? (double)S->values[oi] : 0;
+    if (v == 0) continue;
+    node *n = &root;
+    n->value += v;
+    n->objects += ob;
+    for (size_t k = S->nlocs; k-- > 0;) { /* root first */
+      const mtt_location *l = &p->locations[S->locs[k]];
+      const char *name;
+      if (l->nlines && l->lines[0].function < p->nfunctions && p->functions[l->lines[0].function].name[0]) {
+        name = p->functions[l->lines[0].function].name;
+      } else {
+        snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)l->address);
+        char **grown = realloc(addr_names, (naddr + 1) * sizeof *grown);
+        if (!grown) break;
+        addr_names = grown;
+        addr_names[naddr] = strdup(buf);
+        name = addr_names[naddr++];
+        if (!name) break;
+      }
+      n = child_of(n, name);
+      if (!n) break;
+      n->value += v;
+      n->objects += ob;
+    }
+  }
+  fputs(page_head, out);
+  fputs("var DATA={\"unit\":", out);
+  json_name(out, p->type_units[vi]);
+  fputs(",\"title\":", out);
+  json_name(out, p->type_names[vi]);
+  fputs(",\"tree\":", out);
+  emit(out, &root);
+  fputs("};\n", out);
+  fputs(page_script, out);
+  free_tree(&root);
+  for (size_t i = 0; i < naddr; i++) free(addr_names[i]);
+  free(addr_names);
+  return 0;
+}

@@ -1,0 +1,343 @@
+/* memtally.c -- the memtally command: run, report, diff, flame
+ *
+ * Uses only the public header and its own files; profiles are read with
+ * the tool's own pprof reader (profile.c). Every failure is one line on
+ * stderr and exit status 2; `run` passes the program's exit status on. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "profile.h"
+#include "report.h"
+#include "stats.h"
+
+static const char *usage_main =
+    "usage: memtally COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  run     run a program with memtally preloaded and its profiler writing profiles\n"
+    "  report  the worst-offender table of a pprof heap profile, with recommendations\n"
+    "  diff    the per-site change between two profiles\n"
+    "  flame   a self-contained interactive flame graph (HTML)\n"
+    "  stats   print a statistics dump the library wrote (PREFIX.PID.stats.json)\n"
+    "\n"
+    "memtally COMMAND --help describes each.\n";
+
+static const char *usage_run =
+    "usage: memtally run [--rate BYTES] [--interval SECONDS] [--peak] [--out DIR] -- PROGRAM ARGS...\n"
+    "  Runs PROGRAM with libmemtally.so preloaded (children too: each process\n"
+    "  writes its own files, its pid in their names) and the profiler writing to\n"
+    "  DIR (default memtally-profiles). At the end prints where the profiles went\n"
+    "  and the top 10 of the program's exit profile. Exits with the program's status.\n"
+    "  --rate BYTES       mean bytes between samples (MEMTALLY_PROF_RATE; 1: every allocation)\n"
+    "  --interval SECONDS write a window profile every SECONDS (MEMTALLY_PROF_INTERVAL)\n"
+    "  --peak             write the in-use profile at the high-water mark (MEMTALLY_PROF_PEAK)\n"
+    "  --out DIR          where the profiles go\n";
+
+static const char *usage_report =
+    "usage: memtally report FILE [--sample TYPE] [--by function|line|stack|region] [--top N] [--json]\n"
+    "  A sorted worst-offender table: rank, site, value, % of total, cumulative %,\n"
+    "  objects, average size; under each of the top 5 a recommendation, naming the\n"
+    "  rule that fired and the numbers behind it. Reads any pprof heap profile.\n"
+    "  --sample TYPE  alloc_space, alloc_objects, inuse_space or inuse_objects (default:\n"
+    "                 the profile's default type, else inuse_space)\n"
+    "  --by KEY       group by function (default), source line, stack or region\n"
+    "  --top N        rows to print (default 20)\n"
+    "  --json         machine-readable output\n";
+
+static const char *usage_diff =
+    "usage: memtally diff BASE NEW [--sample TYPE] [--by KEY] [--top N] [--json]\n"
+    "  The per-site change from BASE to NEW, sorted by absolute change: for two\n"
+    "  windows of one run or for two builds. Growing in-use sites are flagged.\n";
+
+static const char *usage_flame =
+    "usage: memtally flame FILE [--sample TYPE] -o OUT.html\n"
+    "  Writes a self-contained flame graph: click a frame to zoom, type to search,\n"
+    "  hover for bytes, objects and percent. Everything is inline (no network).\n";
+
+static const char *usage_stats =
+    "usage: memtally stats FILE\n"
+    "  Prints the allocator statistics the library wrote at exit beside its profiles\n"
+    "  (PREFIX.PID.stats.json, whenever MEMTALLY_PROF_OUT is set, as memtally run does).\n";
+
+static int fail(const char *fmt, const char *a, const char *b) {
+  fprintf(stderr, "memtally: ");
+  fprintf(stderr, fmt, a, b);
+  fputc('\n', stderr);
+  return 2;
+}
+
+static int want_help(int argc, char **argv) {
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--") == 0) return 0;
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+  }
+  return 0;
+}
+
+/* Common options of report, diff and flame. Positional arguments go to files. */
+static int parse_opts(int argc, char **argv, mtt_options *o, const char **files, int nfiles, const char **outpath,
+                      const char *usage) {
+  int got = 0;
+  memset(o, 0, sizeof *o);
+  o->top = 20;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--sample") == 0 && i + 1 < argc) {
+      o->sample = argv[++i];
+      if (strcmp(o->sample, "alloc_space") && strcmp(o->sample, "alloc_objects") && strcmp(o->sample, "inuse_space") &&
+          strcmp(o->sample, "inuse_objects"))
+        return fail("unknown sample type '%s' (alloc_space, alloc_objects, inuse_space, inuse_objects)%s", o->sample,
+                    "");
+    } else if (strcmp(a, "--by") == 0 && i + 1 < argc) {
+      const char *b = argv[++i];
+      if (strcmp(b, "function") == 0) o->by = MTT_BY_FUNCTION;
+      else if (strcmp(b, "line") == 0) o->by = MTT_BY_LINE;
+      else if (strcmp(b, "stack") == 0) o->by = MTT_BY_STACK;
+      else if (strcmp(b, "region") == 0) o->by = MTT_BY_REGION;
+      else return fail("unknown grouping '%s' (function, line, stack, region)%s", b, "");
+    } else if (strcmp(a, "--top") == 0 && i + 1 < argc) {
+      char *end;
+      long n = strtol(argv[++i], &end, 10);
+      if (*end || n < 1 || n > 1000000) return fail("--top wants a number from 1, not '%s'%s", argv[i], "");
+      o->top = (int)n;
+    } else if (strcmp(a, "--json") == 0) {
+      o->json = 1;
+    } else if (strcmp(a, "-o") == 0 && outpath != NULL && i + 1 < argc) {
+      *outpath = argv[++i];
+    } else if (a[0] == '-' && a[1] != 0) {
+      fprintf(stderr, "memtally: unknown option '%s'\n%s", a, usage);
+      return 2;
+    } else if (got < nfiles) {
+      files[got++] = a;
+    } else {
+      return fail("unexpected argument '%s'%s", a, "");
+    }
+  }
+  if (got < nfiles) {
+    fprintf(stderr, "memtally: missing profile file\n%s", usage);
+    return 2;
+  }
+  return 0;
+}
+
+static int load(const char *path, mtt_profile *p) {
+  char err[256];
+  struct stat st;
+  int big = stat(path, &st) == 0 && st.st_size > (16 << 20) && isatty(2);
+  if (big) fprintf(stderr, "reading %s (%lld MiB)...", path, (long long)(st.st_size >> 20));
+  int rc = mtt_profile_read(path, p, err, sizeof err);
+  if (big) fprintf(stderr, rc == 0 ? " %zu samples\n" : "\n", p->nsamples);
+  if (rc != 0) return fail("%s: %s", path, err);
+  return 0;
+}
+
+static int cmd_report(int argc, char **argv) {
+  mtt_options o;
+  const char *file;
+  int rc = parse_opts(argc, argv, &o, &file, 1, NULL, usage_report);
+  if (rc) return rc;
+  mtt_profile p;
+  if (load(file, &p)) return 2;
+  char err[256];
+  rc = mtt_report(&p, &o, stdout, err, sizeof err);
+  mtt_profile_free(&p);
+  if (rc) return fail("%s: %s", file, err);
+  return 0;
+}
+
+static int cmd_diff(int argc, char **argv) {
+  mtt_options o;
+  const char *files[2];
+  int rc = parse_opts(argc, argv, &o, files, 2, NULL, usage_diff);
+  if (rc) return rc;
+  mtt_profile a, b;
+  if (load(files[0], &a)) return 2;
+  if (load(files[1], &b)) {
+    mtt_profile_free(&a);
+    return 2;
+  }
+  char err[256];
+  rc = mtt_diff(&a, &b, &o, stdout, err, sizeof err);
+  mtt_profile_free(&a);
+  mtt_profile_free(&b);
+  if (rc) return fail("%s%s", err, "");
+  return 0;
+}
+
+static int cmd_flame(int argc, char **argv) {
+  mtt_options o;
+  const char *file, *outpath = NULL;
+  int rc = parse_opts(argc, argv, &o, &file, 1, &outpath, usage_flame);
+  if (rc) return rc;
+  if (outpath == NULL) return fail("flame needs -o OUT.html%s%s", "", "");
+  mtt_profile p;
+  if (load(file, &p)) return 2;
+  char tmp[PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s.tmp", outpath);
+  FILE *out = fopen(tmp, "w");
+  if (out == NULL) {
+    mtt_profile_free(&p);
+    return fail("cannot write %s: %s", outpath, strerror(errno));
+  }
+  char err[256];
+  rc = mtt_flame(&p, &o, out, err, sizeof err);
+  mtt_profile_free(&p);
+  if (fclose(out) != 0 || rc != 0 || rename(tmp, outpath) != 0) {
+    unlink(tmp);
+    return fail("cannot write %s: %s", outpath, rc ? err : strerror(errno));
+  }
+  printf("flame graph: %s\n", outpath);
+  return 0;
+}
+
+/* libmemtally.so beside this program (build/memtally, build/libmemtally.so). */
+static int find_library(char *out, size_t cap) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return -1;
+  self[n] = 0;
+  snprintf(out, cap, "%s/libmemtally.so", dirname(self));
+  return access(out, R_OK);
+}
+
+static int cmd_run(int argc, char **argv) {
+  const char *rate = NULL, *interval = NULL, *outdir = "memtally-profiles";
+  int peak = 0, i = 0;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if (strcmp(a, "--rate") == 0 && i + 1 < argc) rate = argv[++i];
+    else if (strcmp(a, "--interval") == 0 && i + 1 < argc) interval = argv[++i];
+    else if (strcmp(a, "--out") == 0 && i + 1 < argc) outdir = argv[++i];
+    else if (strcmp(a, "--peak") == 0) peak = 1;
+    else if (a[0] == '-') {
+      fprintf(stderr, "memtally: unknown option '%s'\n%s", a, usage_run);
+      return 2;
+    } else break; /* the program, without "--" */
+  }
+  if (i >= argc) {
+    fprintf(stderr, "memtally: run needs a program\n%s", usage_run);
+    return 2;
+  }
+  char *end;
+  if (rate && (strtoll(rate, &end, 10) < 1 || *end)) return fail("--rate wants a number of bytes, not '%s'%s", rate, "");
+  if (interval && (strtoll(interval, &end, 10) < 1 || *end))
+    return fail("--interval wants a number of seconds, not '%s'%s", interval, "");
+  char lib[PATH_MAX];
+  if (find_library(lib, sizeof lib) != 0) return fail("cannot find %s%s", lib, "");
+  if (mkdir(outdir, 0755) != 0 && errno != EEXIST) return fail("cannot create %s: %s", outdir, strerror(errno));
+  char dir[PATH_MAX], prefix[PATH_MAX + 8];
+  if (realpath(outdir, dir) == NULL) return fail("cannot use %s: %s", outdir, strerror(errno));
+  snprintf(prefix, sizeof prefix, "%s/prof", dir);
+  const char *old = getenv("LD_PRELOAD");
+  char preload[2 * PATH_MAX];
+  snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
+  setenv("LD_PRELOAD", preload, 1);
+  setenv("MEMTALLY_PROF_OUT", prefix, 1);
+  setenv("MEMTALLY_PROF", "1", 1);
+  if (rate) setenv("MEMTALLY_PROF_RATE", rate, 1);
+  if (interval) setenv("MEMTALLY_PROF_INTERVAL", interval, 1);
+  if (peak) setenv("MEMTALLY_PROF_PEAK", "1", 1);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) return fail("cannot fork: %s%s", strerror(errno), "");
+  if (pid == 0) {
+    execvp(argv[i], argv + i);
+    fprintf(stderr, "memtally: cannot run %s: %s\n", argv[i], strerror(errno));
+    _exit(127);
+  }
+  signal(SIGINT, SIG_IGN); /* the program gets the terminal's signals */
+  signal(SIGQUIT, SIG_IGN);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  unsetenv("LD_PRELOAD");
+  printf("\nmemtally: profiles in %s:\n", dir);
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL)
+    if (strncmp(e->d_name, "prof.", 5) == 0) printf("  %s\n", e->d_name);
+  if (d) closedir(d);
+  char exitprof[PATH_MAX + 64];
+  snprintf(exitprof, sizeof exitprof, "%s.%d.exit.pb.gz", prefix, (int)pid);
+  if (access(exitprof, R_OK) == 0) {
+    mtt_profile p;
+    char err[256];
+    if (mtt_profile_read(exitprof, &p, err, sizeof err) == 0) {
+      mtt_options o = {0};
+      o.top = 10;
+      const char *kinds[2] = {"alloc_space", "inuse_space"};
+      for (int k = 0; k < 2; k++) {
+        o.sample = kinds[k];
+        printf("\n");
+        if (mtt_report(&p, &o, stdout, err, sizeof err) != 0) break;
+      }
+      mtt_profile_free(&p);
+    } else {
+      fprintf(stderr, "memtally: %s: %s\n", exitprof, err);
+    }
+  } else {
+    printf("(no exit profile from process %d: it did not exit normally)\n", (int)pid);
+  }
+  char statsfile[PATH_MAX + 64], err[256];
+  snprintf(statsfile, sizeof statsfile, "%s.%d.stats.json", prefix, (int)pid);
+  if (access(statsfile, R_OK) == 0) {
+    printf("\n");
+    if (mtt_stats_print(statsfile, stdout, err, sizeof err) != 0) fprintf(stderr, "memtally: %s: %s\n", statsfile, err);
+  }
+  return code;
+}
+
+static int cmd_stats(int argc, char **argv) {
+  if (argc != 1 || argv[0][0] == '-') {
+    fprintf(stderr, "memtally: stats takes one file\n%s", usage_stats);
+    return 2;
+  }
+  char err[256];
+  if (mtt_stats_print(argv[0], stdout, err, sizeof err) != 0) return fail("%s: %s", argv[0], err);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage_main, stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    fputs(usage_main, stdout);
+    return 0;
+  }
+  struct {
+    const char *name, *usage;
+    int (*fn)(int, char **);
+  } cmds[] = {{"run", usage_run, cmd_run},
+              {"report", usage_report, cmd_report},
+              {"diff", usage_diff, cmd_diff},
+              {"flame", usage_flame, cmd_flame},
+              {"stats", usage_stats, cmd_stats}};
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+    if (strcmp(cmd, cmds[i].name) != 0) continue;
+    if (want_help(argc - 2, argv + 2)) {
+      fputs(cmds[i].usage, stdout);
+      return 0;
+    }
+    return cmds[i].fn(argc - 2, argv + 2);
+  }
+  fprintf(stderr, "memtally: unknown command '%s'\n%s", cmd, usage_main);
+  return 2;
+}

@@ -1,0 +1,60 @@
+/* profile.h -- a pprof profile in memory, as the memtally command reads it */
+#ifndef MTT_PROFILE_H
+#define MTT_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mtt_line {
+  uint64_t function; /* index into functions, or UINT64_MAX */
+  int64_t line;
+} mtt_line;
+
+typedef struct mtt_location {
+  uint64_t id;
+  uint64_t address;
+  mtt_line *lines; /* innermost first, as in profile.proto */
+  size_t nlines;
+} mtt_location;
+
+typedef struct mtt_function {
+  uint64_t id;
+  const char *name, *file;
+} mtt_function;
+
+typedef struct mtt_sample {
+  uint64_t *locs;  /* indexes into locations, leaf first */
+  size_t nlocs;
+  int64_t *values; /* one per sample type */
+  const char *region; /* "region" string label, or NULL */
+  int64_t thread;     /* "thread" numeric label, or 0 */
+} mtt_sample;
+
+typedef struct mtt_profile {
+  const char **strings;
+  size_t nstrings;
+  const char **type_names, **type_units; /* sample types */
+  size_t ntypes;
+  mtt_sample *samples;
+  size_t nsamples;
+  mtt_location *locations;
+  size_t nlocations;
+  mtt_function *functions;
+  size_t nfunctions;
+  int64_t period, time_nanos, duration_nanos;
+  const char *comment;
+  int default_type; /* index into types, or -1 */
+  uint8_t *raw;     /* the decompressed message (strings point into it) */
+  size_t raw_len;
+} mtt_profile;
+
+/* Read a pprof profile (gzipped or not). 0 on success; on failure -1 and a
+ * one-line reason in err. */
+int mtt_profile_read(const char *path, mtt_profile *p, char *err, size_t errlen);
+/* Decode a profile from memory (the fuzz target's entry point). */
+int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *err, size_t errlen);
+void mtt_profile_free(mtt_profile *p);
+/* Index of the sample type called name, or -1. */
+int mtt_profile_type(const mtt_profile *p, const char *name);
+
+#endif

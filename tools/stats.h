@@ -1,0 +1,11 @@
+/* stats.h -- printing the statistics dump the library writes beside its profiles */
+#ifndef MTT_STATS_H
+#define MTT_STATS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* 0, or 2 with a one-line reason in err. */
+int mtt_stats_print(const char *path, FILE *out, char *err, size_t errlen);
+
+#endif
