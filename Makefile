@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 CHECK_PKGS := cmake make gcc g++ clang libclang-rt-14-dev zlib1g-dev python3 sqlite3 git perl golang-go valgrind \
   chromium libgoogle-perftools-dev
-BENCH_PKGS := libmimalloc2.0 libjemalloc2 libgoogle-perftools-dev heaptrack valgrind
+BENCH_PKGS := libmimalloc2.0 libjemalloc2 libgoogle-perftools-dev heaptrack valgrind libtalloc-dev
 ROUNDS ?= 5
 SOAK_MINUTES ?= 10
 
@@ -32,6 +32,8 @@ bench: deps-bench build
 	@python3 bench/run.py --build $(BUILD) --rounds 3 --scale 0.1 --only cfrac,espresso,mixed,rptest-2t \
 	  --allocs mt-noprof,mt-rate1,jemalloc-prof,heaptrack --base mt-rate1 --markdown $(BUILD)/bench-prof.md
 	@sh bench/fastpath.sh $(BUILD)
+	@echo "== allocs/op: malloc, a region, obstack, talloc"
+	@$(BUILD)/bench/b_region 1000
 
 # A long mixed multithreaded run: RSS drift, throughput variation, syscalls;
 # writes $(BUILD)/soak.csv and $(BUILD)/soak.svg.

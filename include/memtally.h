@@ -110,6 +110,78 @@ MT_API int mt_option_get_info(size_t index, mt_option_info *out);
  * -1 if name is unknown. name with or without the MEMTALLY_ prefix. */
 MT_API long long mt_option_value(const char *name);
 
+/* ---- regions -------------------------------------------------------------
+ * A region (arena) hands out memory by bumping a pointer through chunks it
+ * takes from the allocator, and gives it all back at once: mt_region_reset
+ * frees everything allocated in the region and its descendants (keeping the
+ * regions and one chunk each), mt_region_delete frees the region and all
+ * its descendants. Regions nest; each has a name, used in statistics and in
+ * the profiler's "region" label. A region is used by one thread at a time
+ * (no locking); different regions may be used by different threads.
+ * Allocation failures return NULL with errno = ENOMEM (EINVAL for a bad
+ * alignment). MEMTALLY_REGION_DEBUG=1 poisons and protects released chunks
+ * (a use after reset faults at once, naming the region) and checks a
+ * redzone after every block at reset and delete. */
+typedef struct mt_region mt_region;
+
+/* Where a region's chunks come from (default: the memtally heap). alloc
+ * returns NULL on failure; free gets the size alloc was asked for. */
+typedef struct mt_region_backing {
+  void *(*alloc)(size_t size, void *ctx);
+  void (*free)(void *p, size_t size, void *ctx);
+  void *ctx;
+} mt_region_backing;
+
+/* parent may be NULL (a root region); name is copied (up to 47 bytes). */
+MT_API mt_region *mt_region_new(mt_region *parent, const char *name);
+MT_API mt_region *mt_region_new_with(mt_region *parent, const char *name, const mt_region_backing *backing);
+MT_API void mt_region_reset(mt_region *r);
+MT_API void mt_region_delete(mt_region *r);
+MT_API void *mt_region_alloc(mt_region *r, size_t size); /* 16-byte aligned */
+MT_API void *mt_region_alloc_aligned(mt_region *r, size_t size, size_t align);
+MT_API void *mt_region_calloc(mt_region *r, size_t count, size_t size);
+/* Grow or shrink p (old_size bytes, from r): the last block grows in place
+ * when it fits; otherwise a new block is taken and the contents copied. */
+MT_API void *mt_region_realloc(mt_region *r, void *p, size_t old_size, size_t new_size);
+MT_API char *mt_region_strdup(mt_region *r, const char *s);
+/* count * elem bytes aligned to align, NULL with ENOMEM on overflow. */
+MT_API void *mt_region_alloc_array(mt_region *r, size_t elem, size_t align, size_t count);
+#define MT_REGION_NEW_ARRAY(r, T, n) ((T *)mt_region_alloc_array((r), sizeof(T), _Alignof(T), (n)))
+/* Run fn(arg) when the region is reset or deleted, in reverse order of
+ * registration, before its memory goes. 0, or -1 with ENOMEM. */
+MT_API int mt_region_defer(mt_region *r, void (*fn)(void *arg), void *arg);
+MT_API const char *mt_region_name(const mt_region *r);
+MT_API mt_region *mt_region_parent(const mt_region *r);
+
+typedef struct mt_region_stats {
+  uint32_t size, version;    /* sizeof, MT_STATS_VERSION */
+  uint64_t bytes_requested;  /* bytes asked for since the last reset */
+  uint64_t bytes_held;       /* bytes of the chunks held (as the allocator counts them) */
+  uint64_t chunks;           /* chunks held */
+  uint64_t waste;            /* held - requested: alignment, chunk tails, headers */
+  uint64_t high_water;       /* most bytes held at once */
+  uint64_t regions;          /* regions counted (1 for self, more for a subtree) */
+} mt_region_stats;
+/* The figures of r alone (self) and of r with all its descendants (tree);
+ * either may be NULL. 0, or -1 with EINVAL. */
+MT_API int mt_region_stats_get(const mt_region *r, mt_region_stats *self, mt_region_stats *tree);
+/* One line a region, indented by depth: its own and its subtree's figures. */
+MT_API void mt_region_stats_print(const mt_region *r, FILE *out);
+
+/* Statistics in the Prometheus text exposition format (counters and gauges
+ * with # HELP and # TYPE lines, a gauge per live region). */
+MT_API void mt_stats_prometheus(FILE *out);
+
+/* ---- benchmark harness ---------------------------------------------------
+ * Runs fn(arg) N times, N doubled until the run takes budget_ms, and prints
+ * "name  N  ns/op  B/op  allocs/op" like go test -benchmem. B/op and
+ * allocs/op are counted exactly by the allocator for the calling thread. */
+typedef struct mt_bench_result {
+  uint64_t n;
+  double ns_per_op, bytes_per_op, allocs_per_op;
+} mt_bench_result;
+MT_API mt_bench_result mt_bench(const char *name, void (*fn)(void *arg), void *arg, unsigned budget_ms, FILE *out);
+
 /* ---- heap profiler -------------------------------------------------------
  * Sampling is on by default (MEMTALLY_PROF, MEMTALLY_PROF_RATE). */
 /* Write the current heap profile (pprof, gzipped: cumulative allocations and

@@ -55,6 +55,8 @@ static const mt_option_desc mt_options[MT_OPT_COUNT] = {
                               "Seconds between window profiles PREFIX.PID.window.N.pb.gz (allocations of that window, in-use at its end); 0: none."},
     [MT_OPT_PROF_PEAK] = {"MEMTALLY_PROF_PEAK", MT_KIND_BOOL, 0, 0, 1, "0",
                           "Write PREFIX.PID.peak.pb.gz with the in-use profile at the high-water mark (rewritten when a new peak is 5% higher)."},
+    [MT_OPT_REGION_DEBUG] = {"MEMTALLY_REGION_DEBUG", MT_KIND_BOOL, 0, 0, 1, "0",
+                             "Regions: poison and protect released chunks (a use after reset faults, naming the region) and check a redzone after every block."},
 };
 
 long long mt__opt[MT_OPT_COUNT];

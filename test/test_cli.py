@@ -172,6 +172,17 @@ elif CASE == "large":
     t0 = time.time()
     tool("flame", big, "-o", os.path.join(work, "big.html"))
     check(time.time() - t0 < 20, f"flame graph of it in {time.time() - t0:.1f} s")
+elif CASE == "region":
+    out = os.path.join(work, "profiles")
+    target = os.path.join(BUILD, "test", "prof_target")
+    tool("run", "--rate", "65536", "--out", out, "--", target, "region")
+    prof = glob.glob(os.path.join(out, "prof.*.exit.pb.gz"))
+    check(len(prof) == 1, "one exit profile")
+    if prof:
+        r = tool("report", prof[0], "--sample", "alloc_space", "--by", "region")
+        rows = [l for l in r.stdout.splitlines() if re.match(r"^\s+\d+\s", l)]
+        check(any(" parser " in l for l in rows) and any("(no region)" in l for l in rows),
+              f"report --by region: {rows}")
 elif CASE == "run":
     out = os.path.join(work, "profiles")
     p = tool("run", "--out", out, "--", "sh", "-c", "exit 3", expect=3)

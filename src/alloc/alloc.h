@@ -114,6 +114,7 @@ typedef struct mt_heap {
   uint64_t prof_rng;                  /* sampling interval generator state */
   int in_prof;                        /* 1 while the profiler runs on this thread */
   struct mt_stack_cache *prof_cache;  /* recently unwound stacks (profiler memory) */
+  const char *prof_label;             /* region whose chunk is being allocated, or NULL */
   mt_page *scurrent[MT_NCLASSES];     /* current page of sampled blocks per class */
   _Atomic uint64_t nalloc[MT_CLASS_COUNT]; /* allocations by class (this thread) */
   _Atomic uint64_t nfree[MT_CLASS_COUNT];  /* frees by class, done by this thread */
@@ -234,6 +235,9 @@ MT_HIDDEN uint64_t mt__stats_in_use(void);
 MT_HIDDEN void mt__stats_note_peak(void);
 MT_HIDDEN void mt__stats_at_exit(void);
 MT_HIDDEN void mt__stats_dump_at_exit(void);
+MT_HIDDEN void mt__regions_each(void (*fn)(const char *name, uint64_t held, uint64_t requested, uint64_t chunks,
+                                           void *arg),
+                                void *arg);
 
 #define MT_COUNTDOWN_BYTES ((int64_t)4 << 20) /* bytes a thread allocates between bookkeeping */
 

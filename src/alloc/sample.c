@@ -105,7 +105,7 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
       }
     }
     if (heap->prof_cache == NULL) heap->prof_cache = mt__prof_cache_new();
-    mt__prof_record(block, size, counted, heap->tid, ip0, sp0, heap->prof_cache);
+    mt__prof_record(block, size, counted, heap->tid, heap->prof_label, ip0, sp0, heap->prof_cache);
     heap->in_prof = 0;
   }
   mt_countdown_arm(heap);

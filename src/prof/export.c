@@ -235,7 +235,7 @@ static int mt_encode(const mt_prof_snapshot *snap, bool window, const char *kind
 
   /* samples */
   uint64_t ids[MT_PROF_MAX_FRAMES];
-  uint64_t thread_key = mt_str(&st, "thread"), nsamples = 0;
+  uint64_t thread_key = mt_str(&st, "thread"), region_key = mt_str(&st, "region"), nsamples = 0;
   for (size_t i = 0; i < snap->nstacks; i++) {
     const mt_prof_stack *s = &snap->stacks[i];
     int64_t v[4] = {mt_round(s->now.alloc_objects - (window ? s->window.alloc_objects : 0)),
@@ -250,6 +250,12 @@ static int mt_encode(const mt_prof_snapshot *snap, bool window, const char *kind
       mt__buf_reset(&sub);
       mt__pb_uint(&sub, 1, thread_key);
       mt__pb_int(&sub, 3, (int64_t)s->tid);
+      mt__pb_bytes(&tmp, 3, sub.data, sub.len);
+    }
+    if (s->region[0]) {
+      mt__buf_reset(&sub);
+      mt__pb_uint(&sub, 1, region_key);
+      mt__pb_uint(&sub, 2, mt_str(&st, s->region));
       mt__pb_bytes(&tmp, 3, sub.data, sub.len);
     }
     mt__pb_bytes(out, 2, tmp.data, tmp.len);

@@ -31,6 +31,7 @@ typedef struct mt_prof_stack {
   uint32_t npcs;
   uint32_t pcs_at;          /* index of the first pc in the pc pool */
   uint64_t tid;             /* thread that allocated (label) */
+  char region[48];          /* region whose chunk this was (label), or empty */
   mt_prof_counts now;
   mt_prof_counts window;    /* alloc figures at the start of the current window */
 } mt_prof_stack;
@@ -75,8 +76,8 @@ typedef struct mt_stack_cache {
  * hook only through tail calls (0 otherwise); cache: the thread's stack
  * cache (may be NULL). counted: the bytes the countdown charged for this
  * allocation (its block size), which sets the sampling probability. */
-MT_HIDDEN void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, uintptr_t ip0, uintptr_t sp0,
-                               mt_stack_cache *cache);
+MT_HIDDEN void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, const char *region,
+                               uintptr_t ip0, uintptr_t sp0, mt_stack_cache *cache);
 /* A zeroed cache for a thread, or NULL. */
 MT_HIDDEN mt_stack_cache *mt__prof_cache_new(void);
 /* A block from a sampled page (or a huge block) is being freed. */

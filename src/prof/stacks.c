@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <unwind.h>
 
@@ -166,14 +167,14 @@ static void mt_stack_index_grow(void) {
 }
 
 /* Caller holds the mutex. Returns the stack's number. */
-static uint32_t mt_stack_intern(const uintptr_t *pcs, int n, uint64_t tid, uint64_t h) {
+static uint32_t mt_stack_intern(const uintptr_t *pcs, int n, uint64_t tid, const char *region, uint64_t h) {
   if ((mt_nstacks + 1) * 2 > mt_stack_slots) mt_stack_index_grow();
   uint32_t mask = mt_stack_slots - 1;
   for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
     uint32_t s = mt_stack_index[i];
     if (s == 0) break;
     mt_prof_stack *st = &mt_stacks[s - 1];
-    if (st->hash == h && st->npcs == (uint32_t)n && st->tid == tid &&
+    if (st->hash == h && st->npcs == (uint32_t)n && st->tid == tid && strcmp(st->region, region) == 0 &&
         memcmp(&mt_pool[st->pcs_at], pcs, sizeof(uintptr_t) * (size_t)n) == 0)
       return s - 1;
   }
@@ -191,6 +192,7 @@ static uint32_t mt_stack_intern(const uintptr_t *pcs, int n, uint64_t tid, uint6
   st->hash = h;
   st->npcs = (uint32_t)n;
   st->tid = tid;
+  snprintf(st->region, sizeof st->region, "%s", region);
   st->pcs_at = (uint32_t)mt_pool_used;
   memcpy(&mt_pool[mt_pool_used], pcs, sizeof(uintptr_t) * (size_t)n);
   mt_pool_used += (size_t)n;
@@ -267,8 +269,9 @@ static int mt_cache_valid(const mt_stack_cache_entry *e) {
   return 1;
 }
 
-void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, uintptr_t ip0, uintptr_t sp0,
-                     mt_stack_cache *cache) {
+void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, const char *region, uintptr_t ip0,
+                     uintptr_t sp0, mt_stack_cache *cache) {
+  if (region == NULL) region = "";
   if (!atomic_load_explicit(&mt_self_known, memory_order_acquire)) {
     /* at the first sample, not at start-up: the loader may still be busy then */
     dl_iterate_phdr(mt_find_self, (void *)(uintptr_t)&mt__prof_init);
@@ -304,9 +307,10 @@ unwound:;
     if (p > 0) objects = 1 / p, bytes = (double)size / p;
   }
   uint64_t h = mt_hash_stack(pcs, u.n, tid);
+  for (const char *c = region; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
   pthread_mutex_lock(&mt_prof_mutex);
   if (mt_stacks != NULL) {
-    uint32_t s = mt_stack_intern(pcs, u.n, tid, h);
+    uint32_t s = mt_stack_intern(pcs, u.n, tid, region, h);
     mt_prof_counts *c = &mt_stacks[s].now;
     c->alloc_objects += objects;
     c->alloc_bytes += bytes;

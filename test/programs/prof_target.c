@@ -145,6 +145,17 @@ int main(int argc, char **argv) {
     printf("peak done\n");
     return 0;
   }
+  if (strcmp(mode, "region") == 0) { /* chunks of a region are labelled with its name */
+    mt_region *parser = mt_region_new(NULL, "parser");
+    for (int round = 0; round < 50; round++) {
+      for (int i = 0; i < 20000; i++) KEEP(mt_region_alloc(parser, 200));
+      mt_region_reset(parser);
+    }
+    site_big_freed(500);
+    mt_region_delete(parser);
+    printf("region done\n");
+    return 0;
+  }
   if (strcmp(mode, "dump") == 0 && argc > 2) {
     void **k = site_keep(2000);
     KEEP(k);
