@@ -49,7 +49,7 @@ MT_INLINE void *mt_page_pop(mt_heap *heap, mt_page *page, mt_block *b, size_t si
 
 /* malloc fast path: a TLS load, a table load (sizes <= 1 KiB) or a class
  * computed with one bit scan (up to 128 KiB), the page's free list head and
- * one branch; about 15 instructions for small sizes. */
+ * one branch: 24 instructions and 3 branches for sizes up to 1 KiB (objdump). */
 void *mt_malloc(size_t size) {
   mt_heap *heap = mt__tls_heap;
   mt_page *page;
@@ -96,7 +96,8 @@ static MT_NOINLINE void *mt_malloc_generic(mt_heap *heap, size_t size) {
 static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, uint8_t map);
 
 /* free fast path: segment map byte, segment header shift, page tag compare,
- * a push onto the page's own free list; about 14 instructions. A block
+ * a push onto the page's own free list; about 40 instructions with the
+ * foreign-pointer and double-free checks (objdump). A block
  * freed twice in a row is caught by comparing with the list head. */
 void mt_free(void *p) {
   if (mt_unlikely(p == NULL)) return;
