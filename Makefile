@@ -32,6 +32,7 @@ bench: deps-bench build
 	@python3 bench/run.py --build $(BUILD) --rounds 3 --scale 0.1 --only cfrac,espresso,mixed,rptest-2t \
 	  --allocs mt-noprof,mt-rate1,jemalloc-prof,heaptrack --base mt-rate1 --markdown $(BUILD)/bench-prof.md
 	@sh bench/fastpath.sh $(BUILD)
+	@sh bench/instructions.sh $(BUILD) b_mstress 0.25 1
 	@echo "== allocs/op: malloc, a region, obstack, talloc"
 	@$(BUILD)/bench/b_region 1000
 

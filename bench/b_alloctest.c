@@ -2,8 +2,6 @@
  * Each thread replaces the oldest block of a ring with a new one whose size
  * follows a slowly changing mean, so size classes come and go.
  * usage: b_alloctest [scale] [threads] */
-#include <pthread.h>
-
 #include "bench.h"
 
 #define RING 2048
@@ -35,14 +33,7 @@ int main(int argc, char **argv) {
   if (nthreads < 1 || nthreads > 64) nthreads = 2;
   ops = (long)(8000000 * scale);
   double t0 = bench_now();
-  pthread_t th[64];
-  uint64_t sum = 0;
-  for (long t = 0; t < nthreads; t++) pthread_create(&th[t], NULL, run, (void *)t);
-  for (int t = 0; t < nthreads; t++) {
-    void *r;
-    pthread_join(th[t], &r);
-    sum += (uint64_t)(uintptr_t)r;
-  }
+  uint64_t sum = bench_threads(nthreads, run);
   bench_report("alloc-test", sum, bench_now() - t0);
   return 0;
 }

@@ -7,8 +7,6 @@
  *   (an allocator that reuses the freed neighbour for the new owner shares
  *   lines with the other threads).
  * usage: b_cache thrash|scratch [scale] [threads] */
-#include <pthread.h>
-
 #include "bench.h"
 
 static int mode_scratch, nthreads = 2;
@@ -37,14 +35,7 @@ int main(int argc, char **argv) {
   iters = (long)(2000000 * scale);
   for (int t = 0; t < nthreads; t++) handed[t] = malloc(8);
   double t0 = bench_now();
-  pthread_t th[64];
-  uint64_t sum = 0;
-  for (long t = 0; t < nthreads; t++) pthread_create(&th[t], NULL, run, (void *)t);
-  for (int t = 0; t < nthreads; t++) {
-    void *r;
-    pthread_join(th[t], &r);
-    sum += (uint64_t)(uintptr_t)r;
-  }
+  uint64_t sum = bench_threads(nthreads, run);
   if (!mode_scratch)
     for (int t = 0; t < nthreads; t++) free(handed[t]);
   bench_report(mode_scratch ? "cache-scratch" : "cache-thrash", sum, bench_now() - t0);

@@ -2,8 +2,6 @@
  * and every round the arrays move on to the next thread, so most blocks are
  * freed by a thread other than the one that allocated them (larson-like).
  * usage: b_larson [scale] [threads] */
-#include <pthread.h>
-
 #include "bench.h"
 
 #define SLOTS 2000
@@ -43,14 +41,7 @@ int main(int argc, char **argv) {
   for (int t = 0; t < nthreads; t++) arrays[t] = calloc(SLOTS, sizeof(unsigned char *));
   pthread_barrier_init(&barrier, NULL, (unsigned)nthreads);
   double t0 = bench_now();
-  pthread_t th[64];
-  uint64_t sum = 0;
-  for (int t = 0; t < nthreads; t++) pthread_create(&th[t], NULL, run, (void *)(uintptr_t)t);
-  for (int t = 0; t < nthreads; t++) {
-    void *r;
-    pthread_join(th[t], &r);
-    sum += (uint64_t)(uintptr_t)r;
-  }
+  uint64_t sum = bench_threads(nthreads, run);
   for (int t = 0; t < nthreads; t++) {
     for (int i = 0; i < SLOTS; i++) free(arrays[t][i]);
     free(arrays[t]);

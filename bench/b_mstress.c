@@ -2,7 +2,6 @@
  * Each round a thread allocates a burst (random sizes, mostly small, some up to
  * 64 KiB), keeps it alive, frees it in random order; a tenth goes to the next
  * thread, which frees it in its own next round. usage: b_mstress [scale] [threads] */
-#include <pthread.h>
 #include <stdatomic.h>
 
 #include "bench.h"
@@ -51,14 +50,7 @@ int main(int argc, char **argv) {
   rounds = (long)(60 * scale);
   if (rounds < 1) rounds = 1;
   double t0 = bench_now();
-  pthread_t th[64];
-  uint64_t sum = 0;
-  for (long t = 0; t < nthreads; t++) pthread_create(&th[t], NULL, run, (void *)t);
-  for (int t = 0; t < nthreads; t++) {
-    void *r;
-    pthread_join(th[t], &r);
-    sum += (uint64_t)(uintptr_t)r;
-  }
+  uint64_t sum = bench_threads(nthreads, run);
   for (int t = 0; t < nthreads; t++)
     for (int i = 0; i < BURST / 10; i++) free(atomic_exchange(&mailbox[t][i], NULL));
   bench_report("mstress", sum, bench_now() - t0);

@@ -2,7 +2,6 @@
  * Sizes: 16-128 B most of the time, up to 2 KiB often, up to 64 KiB now and
  * then, up to 512 KiB rarely. Threads keep a working set and pass a share of
  * their blocks to a neighbour through lock-free slots. usage: b_rptest [scale] [threads] */
-#include <pthread.h>
 #include <stdatomic.h>
 
 #include "bench.h"
@@ -12,14 +11,6 @@
 static int nthreads = 2;
 static long ops;
 static _Atomic(void *) share[64][SHARE];
-
-static size_t pick(uint64_t *rng) {
-  uint64_t x = bench_rand(rng), p = x % 1000;
-  if (p < 700) return 16 + (x >> 12) % 113;
-  if (p < 950) return 128 + (x >> 12) % 1921;
-  if (p < 998) return 2048 + (x >> 12) % 63489;
-  return 65536 + (x >> 12) % 458753;
-}
 
 static void *run(void *arg) {
   long id = (long)arg;
@@ -36,7 +27,7 @@ static void *run(void *arg) {
         free(set[i]);
       }
     }
-    size_t n = pick(&rng);
+    size_t n = bench_pick_size(&rng, 512 * 1024);
     set[i] = malloc(n);
     set[i][0] = (unsigned char)k;
     set[i][n - 1] = 2;
@@ -51,14 +42,7 @@ int main(int argc, char **argv) {
   if (nthreads < 1 || nthreads > 64) nthreads = 2;
   ops = (long)(3000000 * scale);
   double t0 = bench_now();
-  pthread_t th[64];
-  uint64_t sum = 0;
-  for (long t = 0; t < nthreads; t++) pthread_create(&th[t], NULL, run, (void *)t);
-  for (int t = 0; t < nthreads; t++) {
-    void *r;
-    pthread_join(th[t], &r);
-    sum += (uint64_t)(uintptr_t)r;
-  }
+  uint64_t sum = bench_threads(nthreads, run);
   for (int t = 0; t < nthreads; t++)
     for (int i = 0; i < SHARE; i++) free(atomic_exchange(&share[t][i], NULL));
   bench_report("rptest", sum, bench_now() - t0);

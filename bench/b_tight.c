@@ -1,7 +1,5 @@
 /* b_tight.c -- tight malloc/free of small blocks, in 1 or more threads (glibc-simple-like)
  * usage: b_tight [scale] [threads] */
-#include <pthread.h>
-
 #include "bench.h"
 
 static long iters;
@@ -31,14 +29,7 @@ int main(int argc, char **argv) {
   if (threads < 1 || threads > 64) threads = 1;
   iters = (long)(10000000 * scale);
   double t0 = bench_now();
-  pthread_t th[64];
-  uint64_t sum = 0;
-  for (int t = 0; t < threads; t++) pthread_create(&th[t], NULL, run, (void *)(uintptr_t)t);
-  for (int t = 0; t < threads; t++) {
-    void *r;
-    pthread_join(th[t], &r);
-    sum += (uint64_t)(uintptr_t)r;
-  }
+  uint64_t sum = bench_threads(threads, run);
   bench_report(threads == 1 ? "tight" : "tight-mt", sum, bench_now() - t0);
   return 0;
 }

@@ -24,14 +24,6 @@ static _Atomic int stop;
 static _Atomic uint64_t ops_done[64];
 static _Atomic(void *) share[64][SHARE];
 
-static size_t pick(uint64_t *rng) {
-  uint64_t x = bench_rand(rng), p = x % 1000;
-  if (p < 700) return 16 + (x >> 12) % 113;
-  if (p < 950) return 128 + (x >> 12) % 1921;
-  if (p < 998) return 2048 + (x >> 12) % 63489;
-  return 65536 + (x >> 12) % 2000000;
-}
-
 static void *worker(void *arg) {
   long id = (long)arg;
   uint64_t rng = 4242 + (uint64_t)id;
@@ -48,7 +40,7 @@ static void *worker(void *arg) {
           free(set[i]);
         }
       }
-      size_t n = pick(&rng);
+      size_t n = bench_pick_size(&rng, 65536 + 1999999);
       set[i] = malloc(n);
       set[i][0] = (unsigned char)k;
       set[i][n - 1] = 1;

@@ -64,6 +64,7 @@ const char *mt__opt_str[MT_OPT_COUNT];
 static _Atomic int mt_options_defaulted;
 
 static _Atomic int mt_options_done;
+static void mt_option_read(mt_option_id i);
 
 static int mt_streq_nocase(const char *a, const char *b) {
   for (; *a && *b; a++, b++) {
@@ -157,27 +158,29 @@ void mt__options_init(void) {
     for (int i = 0; i < MT_OPT_COUNT; i++) mt__opt[i] = mt_options[i].def;
     mt_store(&mt_options_defaulted, 1);
   }
-  const char *probe = mt__os_getenv("PATH");
   extern char **environ;
-  if (environ == NULL && probe == NULL) return; /* too early: try again later */
+  if (environ == NULL) return; /* too early: try again later */
   int expected = 0;
   if (!atomic_compare_exchange_strong(&mt_options_done, &expected, 1)) return;
-  for (int i = 0; i < MT_OPT_COUNT; i++) {
-    const char *text = mt__os_getenv(mt_options[i].name);
-    if (i == MT_OPT_MODE + 1) { /* the mode is known: it sets the next defaults */
-      const long long *md = mt_mode_defaults[mt__opt[MT_OPT_MODE]];
-      mt__opt[MT_OPT_PURGE_DELAY] = md[0];
-      mt__opt[MT_OPT_SEGMENT_CACHE] = md[1];
-      mt__opt[MT_OPT_HUGE_CACHE] = md[2];
-    }
-    if (text == NULL) continue;
-    long long v;
-    if (mt__option_parse((mt_option_id)i, text, &v) == 0) {
-      mt__opt[i] = v;
-      if (mt_options[i].kind == MT_KIND_TEXT) mt__opt_str[i] = text;
-    } else {
-      mt_option_warn(i, text);
-    }
+  mt_option_read(MT_OPT_MODE); /* first: the mode chooses the next defaults */
+  const long long *md = mt_mode_defaults[mt__opt[MT_OPT_MODE]];
+  mt__opt[MT_OPT_PURGE_DELAY] = md[0];
+  mt__opt[MT_OPT_SEGMENT_CACHE] = md[1];
+  mt__opt[MT_OPT_HUGE_CACHE] = md[2];
+  for (int i = 0; i < MT_OPT_COUNT; i++)
+    if (i != MT_OPT_MODE) mt_option_read((mt_option_id)i);
+}
+
+/* Read one option from the environment; a bad value warns and keeps the default. */
+static void mt_option_read(mt_option_id i) {
+  const char *text = mt__os_getenv(mt_options[i].name);
+  if (text == NULL) return;
+  long long v;
+  if (mt__option_parse(i, text, &v) == 0) {
+    mt__opt[i] = v;
+    if (mt_options[i].kind == MT_KIND_TEXT) mt__opt_str[i] = text;
+  } else {
+    mt_option_warn(i, text);
   }
 }
 

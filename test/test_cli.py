@@ -167,7 +167,10 @@ elif CASE == "large":
     t0 = time.time()
     r = tool("report", big, "--by", "stack", "--top", "5")
     elapsed = time.time() - t0
-    check("1000000" not in r.stderr, "report ran")
+    rows = [l for l in r.stdout.splitlines() if re.match(r"^\s+\d+\s", l)]
+    total = re.search(r"total ([\d.]+ \w+), (\d+) sites", r.stdout)
+    check(len(rows) == 5 and total is not None and int(total.group(2)) > 10000,
+          f"report of the large profile: {len(rows)} rows, {total.group(0) if total else 'no total'}")
     check(elapsed < 20, f"100 000 stacks, 1 000 000 samples in {elapsed:.1f} s")
     t0 = time.time()
     tool("flame", big, "-o", os.path.join(work, "big.html"))

@@ -105,9 +105,6 @@ static void ints(rd *r, unsigned wire, vec *out) {
 
 typedef struct raw_sample {
   vec locs, values;
-  uint64_t region_key, region_str;
-  int64_t thread;
-  int has_thread_key;
   uint64_t label_keys[8], label_strs[8], label_nums[8];
   size_t nlabels;
 } raw_sample;
@@ -146,7 +143,7 @@ int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *er
   memset(p, 0, sizeof *p);
   p->default_type = -1;
   rd r = {data, data + len, 0};
-  vec strs = {0}, type_pairs = {0}, period_type = {0};
+  vec strs = {0}, type_pairs = {0};
   raw_sample *samples = NULL;
   size_t ns = 0, cs = 0;
   raw_loc *locs = NULL;
@@ -231,13 +228,7 @@ int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *er
       if (vec_push(&strs, (uint64_t)(s.p - data)) || vec_push(&strs, (uint64_t)(s.end - s.p))) goto oom;
     } else if (num == 9 && wire == 0) p->time_nanos = (int64_t)varint(&r);
     else if (num == 10 && wire == 0) p->duration_nanos = (int64_t)varint(&r);
-    else if (num == 11 && wire == 2) {
-      rd s = sub(&r);
-      while (field(&s, &num, &wire)) {
-        if (wire == 0) vec_push(&period_type, varint(&s));
-        else skip(&s, wire);
-      }
-    } else if (num == 12 && wire == 0) p->period = (int64_t)varint(&r);
+    else if (num == 12 && wire == 0) p->period = (int64_t)varint(&r);
     else if (num == 13) {
       vec c = {0};
       ints(&r, wire, &c);
@@ -331,14 +322,14 @@ int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *er
   free(lmap.pairs);
   for (size_t i = 0; i < ns; i++) free(samples[i].locs.v), free(samples[i].values.v);
   for (size_t i = 0; i < nl; i++) free(locs[i].fn.v), free(locs[i].line.v);
-  free(samples), free(locs), free(fns), free(strs.v), free(type_pairs.v), free(period_type.v);
+  free(samples), free(locs), free(fns), free(strs.v), free(type_pairs.v);
   return 0;
 oom:
   why = "out of memory";
 fail:
   for (size_t i = 0; i < ns; i++) free(samples[i].locs.v), free(samples[i].values.v);
   for (size_t i = 0; i < nl; i++) free(locs[i].fn.v), free(locs[i].line.v);
-  free(samples), free(locs), free(fns), free(strs.v), free(type_pairs.v), free(period_type.v);
+  free(samples), free(locs), free(fns), free(strs.v), free(type_pairs.v);
   mtt_profile_free(p);
   snprintf(err, errlen, "%s", why);
   return -1;

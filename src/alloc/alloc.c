@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../diag.h"
 #include "../options.h"
 #include "../prof/prof.h"
 #include "../os/os.h"
@@ -275,38 +276,34 @@ void *mt_realloc(void *p, size_t size) {
     mt_free(p);
     return NULL;
   }
+  /* Find the block once: a huge segment, or the page of a segment. */
   uint8_t map = mt_segmap_get(p);
-  if (map == MT_MAP_NONE && mt__huge_segment_of(p) == NULL) {
+  mt_segment *seg = mt_segment_of(p);
+  mt_segment *hs = map == MT_MAP_NONE || seg->is_huge ? mt__huge_segment_of(p) : NULL;
+  if (map == MT_MAP_NONE && hs == NULL) {
     mt__report("realloc of a pointer memtally does not own", p, -1);
     errno = EINVAL;
     return NULL;
   }
+  mt_page *page = hs == NULL ? mt_page_resolve(seg, &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> MT_SLOT_SHIFT]) : NULL;
+  int own_span = page != NULL && page->cls == MT_CLASS_LARGE; /* a block with a span of its own */
   size_t usable = mt_usable_size(p);
-  mt_segment *seg = mt_segment_of(p);
-  /* Stay when it fits and wastes at most half; a block with a span of its
-   * own (grown by earlier reallocs) may idle up to 256 KiB of its span,
-   * which costs address space, not RSS, while untouched. */
-  bool own_span = map == MT_MAP_START && !seg->is_huge &&
-                  mt_page_resolve(seg, &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> MT_SLOT_SHIFT])->cls == MT_CLASS_LARGE;
+  /* Stay when it fits and wastes at most half; a block with its own span
+   * (grown by earlier reallocs) may idle up to 256 KiB of it, which costs
+   * address space, not RSS, while untouched. */
   if (size <= usable && (size >= usable / 2 || (own_span && usable - size <= 256 * MT_KiB))) {
     mt_track_resize(p, size);
     return p;
   }
-  if ((map == MT_MAP_NONE || seg->is_huge) && size > MT_LARGE_MAX) {
-    mt_segment *hs = mt__huge_segment_of(p);
-    if (hs != NULL && (uint8_t *)p == (uint8_t *)hs + hs->huge_offset) {
-      mt_heap *heap = mt__tls_heap;
-      if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
-      return mt__huge_realloc(heap, hs, size);
-    }
-  }
   mt_heap *heap = mt__tls_heap;
-  if (size > usable && size <= MT_LARGE_MAX && map == MT_MAP_START && !seg->is_huge && heap != &mt__heap_empty) {
-    mt_page *page = &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> MT_SLOT_SHIFT];
-    if (page->cls == MT_CLASS_LARGE && (uint8_t *)p == page->start && mt__large_grow_in_place(heap, page, size) == 0) {
-      mt_track_resize(p, size);
-      return p;
-    }
+  if (hs != NULL && size > MT_LARGE_MAX && (uint8_t *)p == (uint8_t *)hs + hs->huge_offset) {
+    if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
+    return mt__huge_realloc(heap, hs, size);
+  }
+  if (own_span && size > usable && size <= MT_LARGE_MAX && heap != &mt__heap_empty && (uint8_t *)p == page->start &&
+      mt__large_grow_in_place(heap, page, size) == 0) {
+    mt_track_resize(p, size);
+    return p;
   }
   /* A block that outgrows its block is likely to grow again. Past 16 KiB it
    * moves to a span of its own, which later reallocs grow in place over the
@@ -410,54 +407,25 @@ void *mt_pvalloc(size_t size) {
 
 /* ---- misuse reports ---- */
 
-static size_t mt_fmt_hex(char *buf, uintptr_t v) {
-  char tmp[20];
-  size_t n = 0;
-  do {
-    tmp[n++] = "0123456789abcdef"[v & 15];
-    v >>= 4;
-  } while (v);
-  buf[0] = '0';
-  buf[1] = 'x';
-  for (size_t i = 0; i < n; i++) buf[2 + i] = tmp[n - 1 - i];
-  return n + 2;
-}
-
-static size_t mt_fmt_dec(char *buf, uint64_t v) {
-  char tmp[24];
-  size_t n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
-  return n;
-}
-
-static size_t mt_append(char *buf, size_t n, size_t cap, const char *s) {
-  while (*s && n < cap) buf[n++] = *s++;
-  return n;
-}
-
 void mt__report(const char *what, const void *p, int cls) {
   char buf[256];
-  size_t n = 0;
-  n = mt_append(buf, n, sizeof buf - 64, "memtally: error: ");
-  n = mt_append(buf, n, sizeof buf - 64, what);
-  n = mt_append(buf, n, sizeof buf - 64, " at ");
-  n += mt_fmt_hex(buf + n, (uintptr_t)p);
+  const size_t cap = sizeof buf - 1; /* room for the newline */
+  size_t n = mt__diag_cat(buf, 0, cap, "memtally: error: ");
+  n = mt__diag_cat(buf, n, cap, what);
+  n = mt__diag_cat(buf, n, cap, " at ");
+  n = mt__diag_hex(buf, n, cap, (uintptr_t)p);
   if (cls >= 0 && cls < MT_NCLASSES) {
-    n = mt_append(buf, n, sizeof buf - 8, " (size class ");
-    n += mt_fmt_dec(buf + n, (uint64_t)cls);
-    n = mt_append(buf, n, sizeof buf - 8, ", ");
-    n += mt_fmt_dec(buf + n, mt__class_size[cls]);
-    n = mt_append(buf, n, sizeof buf - 8, "-byte blocks)");
+    n = mt__diag_cat(buf, n, cap, " (size class ");
+    n = mt__diag_dec(buf, n, cap, (uint64_t)cls);
+    n = mt__diag_cat(buf, n, cap, ", ");
+    n = mt__diag_dec(buf, n, cap, mt__class_size[cls]);
+    n = mt__diag_cat(buf, n, cap, "-byte blocks)");
   } else if (cls == MT_CLASS_LARGE) {
-    n = mt_append(buf, n, sizeof buf - 8, " (large block)");
+    n = mt__diag_cat(buf, n, cap, " (large block)");
   } else if (cls == MT_CLASS_HUGE) {
-    n = mt_append(buf, n, sizeof buf - 8, " (huge block)");
+    n = mt__diag_cat(buf, n, cap, " (huge block)");
   }
-  if (mt__opt[MT_OPT_ABORT]) n = mt_append(buf, n, sizeof buf - 2, "; aborting (MEMTALLY_ABORT=0 to continue)");
+  if (mt__opt[MT_OPT_ABORT]) n = mt__diag_cat(buf, n, cap, "; aborting (MEMTALLY_ABORT=0 to continue)");
   buf[n++] = '\n';
   mt__os_write_err(buf, n);
   if (mt__opt[MT_OPT_ABORT]) mt__os_abort();

@@ -176,8 +176,6 @@ MT_INLINE uint8_t mt_segmap_get(const void *p) {
 /* ---- process and heap life (heap.c) ---- */
 MT_HIDDEN void mt__init(void);
 MT_HIDDEN mt_heap *mt__heap_for_thread(void);   /* creates on first use */
-MT_HIDDEN void mt__heaps_lock(void);
-MT_HIDDEN void mt__heaps_unlock(void);
 MT_HIDDEN mt_heap *mt__heaps_first(void);
 MT_HIDDEN void mt__heap_maintain(mt_heap *heap, bool force);
 MT_HIDDEN void mt__heap_collect_remote(mt_heap *heap, unsigned cls);
@@ -199,7 +197,6 @@ MT_HIDDEN void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page);
 MT_HIDDEN void mt__page_retire(mt_heap *heap, mt_page *page); /* give span back */
 
 /* ---- segments (segment.c) ---- */
-MT_HIDDEN void mt__segmap_init(void);
 MT_HIDDEN mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots);
 MT_HIDDEN int mt__segment_span_extend(mt_segment *seg, mt_page *page, unsigned slots);
 MT_HIDDEN void mt__segment_span_free(mt_heap *heap, mt_segment *seg, mt_page *page);
@@ -232,7 +229,7 @@ MT_HIDDEN void mt__countdown_reset(mt_heap *heap);
 
 /* ---- stats (stats.c) ---- */
 MT_HIDDEN uint64_t mt__stats_in_use(void);
-MT_HIDDEN void mt__stats_note_peak(void);
+MT_HIDDEN uint64_t mt__stats_note_peak(void); /* returns bytes in use */
 MT_HIDDEN void mt__stats_at_exit(void);
 MT_HIDDEN void mt__stats_dump_at_exit(void);
 MT_HIDDEN void mt__regions_each(void (*fn)(const char *name, uint64_t held, uint64_t requested, uint64_t chunks,

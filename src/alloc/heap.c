@@ -30,8 +30,6 @@ static uint8_t *mt_meta_next, *mt_meta_end;
 static pthread_key_t mt_heap_key;
 static _Atomic int mt_init_state; /* 0 not started, 1 running, 2 done */
 
-void mt__heaps_lock(void) { pthread_mutex_lock(&mt_heaps_mutex); }
-void mt__heaps_unlock(void) { pthread_mutex_unlock(&mt_heaps_mutex); }
 mt_heap *mt__heaps_first(void) { return atomic_load_explicit(&mt_heaps_all, memory_order_acquire); }
 
 static void mt_heap_done(void *arg);

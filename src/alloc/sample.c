@@ -29,7 +29,7 @@ void mt__countdown_reset(mt_heap *heap) {
 }
 
 static void mt_bookkeeping(mt_heap *heap) {
-  mt__stats_note_peak();
+  uint64_t in_use = mt__stats_note_peak();
   uint64_t now = mt__os_now_ms();
   long long delay = mt__opt[MT_OPT_PURGE_DELAY];
   uint64_t every = delay > 2 ? (uint64_t)delay / 2 : 1;
@@ -37,7 +37,7 @@ static void mt_bookkeeping(mt_heap *heap) {
   else if (now - heap->last_maintenance_ms >= every) mt__heap_maintain(heap, false);
   if (mt_load(&mt__prof_on) && mt__opt_str[MT_OPT_PROF_OUT] != NULL) {
     heap->in_prof = 1;
-    mt__prof_tick(mt__opt[MT_OPT_PROF_PEAK] ? mt__stats_in_use() : 0);
+    mt__prof_tick(in_use);
     heap->in_prof = 0;
   }
 }

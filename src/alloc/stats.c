@@ -44,11 +44,12 @@ static uint64_t mt_sums_in_use(const mt_sums *s) {
   return b;
 }
 
-void mt__stats_note_peak(void) {
+uint64_t mt__stats_note_peak(void) {
   uint64_t now = mt__stats_in_use();
   uint64_t peak = mt_load(&mt_peak_in_use);
   while (now > peak && !atomic_compare_exchange_weak(&mt_peak_in_use, &peak, now)) {
   }
+  return now;
 }
 
 uint64_t mt__stats_in_use(void) {

@@ -95,10 +95,6 @@ int mt__os_grow_in_place(void *p, size_t old_size, size_t new_size) {
   return 0;
 }
 
-int mt__os_protect(void *p, size_t size, int readable) {
-  return mprotect(p, size, readable ? PROT_READ | PROT_WRITE : PROT_NONE);
-}
-
 void mt__os_commit_add(int64_t delta) {
   uint64_t now = atomic_fetch_add_explicit(&mt__os.committed, (uint64_t)delta, memory_order_relaxed) + (uint64_t)delta;
   long long limit = mt__opt[MT_OPT_MEMLIMIT];

@@ -33,7 +33,6 @@ MT_HIDDEN void mt__os_purge(void *p, size_t size);
 /* Try to grow a mapping in place; 0 on success. */
 MT_HIDDEN int mt__os_grow_in_place(void *p, size_t old_size, size_t new_size);
 MT_HIDDEN void mt__os_commit_add(int64_t delta);
-MT_HIDDEN int mt__os_protect(void *p, size_t size, int readable);
 /* Milliseconds from an arbitrary start, monotonic. */
 MT_HIDDEN uint64_t mt__os_now_ms(void);
 MT_HIDDEN uint64_t mt__os_now_ns(void);  /* monotonic */

@@ -12,6 +12,8 @@
 #include <link.h>
 #include <string.h>
 
+#include "../diag.h"
+
 typedef struct mt_rd {
   const uint8_t *p, *end;
   int bad;
@@ -228,17 +230,11 @@ static void mt_unit(mt_line_table *t, mt_rd *r, const mt_sections *s) {
 #undef MT_FILE_OFF
 }
 
-static void mt_rows_sift(mt_line_row *a, size_t i, size_t n) {
-  for (;;) {
-    size_t m = i, l = 2 * i + 1, r = l + 1;
-    if (l < n && (a[l].addr > a[m].addr || (a[l].addr == a[m].addr && a[l].line < a[m].line))) m = l;
-    if (r < n && (a[r].addr > a[m].addr || (a[r].addr == a[m].addr && a[r].line < a[m].line))) m = r;
-    if (m == i) return;
-    mt_line_row x = a[i];
-    a[i] = a[m];
-    a[m] = x;
-    i = m;
-  }
+/* by address; at one address an end-of-sequence row (line 0) first */
+static int mt_row_cmp(const void *a, const void *b) {
+  const mt_line_row *x = a, *y = b;
+  if (x->addr != y->addr) return x->addr < y->addr ? -1 : 1;
+  return x->line < y->line ? -1 : x->line > y->line;
 }
 
 int mt__dwarf_load(mt_line_table *t, const uint8_t *base, size_t size) {
@@ -266,15 +262,7 @@ int mt__dwarf_load(mt_line_table *t, const uint8_t *base, size_t size) {
     mt__dwarf_free(t);
     return -1;
   }
-  mt_line_row *a = (mt_line_row *)t->rows.data;
-  size_t n = t->nrows;
-  for (size_t i = n / 2; i-- > 0;) mt_rows_sift(a, i, n);
-  for (size_t k = n; k-- > 1;) {
-    mt_line_row x = a[0];
-    a[0] = a[k];
-    a[k] = x;
-    mt_rows_sift(a, 0, k);
-  }
+  mt__sort(t->rows.data, t->nrows, sizeof(mt_line_row), mt_row_cmp);
   return 0;
 }
 

@@ -194,7 +194,7 @@ static int mt_encode(const mt_prof_snapshot *snap, bool window, const char *kind
   } else {
     return -1;
   }
-  uint64_t next_loc = 1, fn_ids = 0;
+  uint64_t next_loc = 1;
   mt_strtab fnames = {0}; /* function name -> function id */
   for (size_t i = 0; i < snap->npcs; i++) {
     uintptr_t pc = snap->pcs[i];
@@ -216,7 +216,6 @@ static int mt_encode(const mt_prof_snapshot *snap, bool window, const char *kind
       size_t before = fnames.count;
       uint64_t fid = mt_str(&fnames, name) + 1;
       if (fnames.count != before) { /* a new function */
-        fn_ids++;
         mt__buf_reset(&sub);
         mt__pb_uint(&sub, 1, fid);
         mt__pb_uint(&sub, 2, mt_str(&st, name));
@@ -235,7 +234,7 @@ static int mt_encode(const mt_prof_snapshot *snap, bool window, const char *kind
 
   /* samples */
   uint64_t ids[MT_PROF_MAX_FRAMES];
-  uint64_t thread_key = mt_str(&st, "thread"), region_key = mt_str(&st, "region"), nsamples = 0;
+  uint64_t thread_key = mt_str(&st, "thread"), region_key = mt_str(&st, "region");
   for (size_t i = 0; i < snap->nstacks; i++) {
     const mt_prof_stack *s = &snap->stacks[i];
     int64_t v[4] = {mt_round(s->now.alloc_objects - (window ? s->window.alloc_objects : 0)),
@@ -259,10 +258,7 @@ static int mt_encode(const mt_prof_snapshot *snap, bool window, const char *kind
       mt__pb_bytes(&tmp, 3, sub.data, sub.len);
     }
     mt__pb_bytes(out, 2, tmp.data, tmp.len);
-    nsamples++;
   }
-  (void)nsamples;
-  (void)fn_ids;
   uint64_t comment = mt_str(&st, kind);
   uint64_t space = mt_str(&st, "space"), bytes = mt_str(&st, "bytes"), inuse = mt_str(&st, "inuse_space");
   /* the string table, then the scalar fields */
@@ -322,7 +318,7 @@ int mt__prof_write(const char *path, bool window, const char *kind) {
 /* ---- when to write ---- */
 
 static _Atomic int mt_sig_requested;
-static _Atomic int mt_helper_pid;
+static _Atomic int mt_helper_running; /* cleared in a forked child, whose helper did not survive */
 static uint64_t mt_peak_written;
 static unsigned mt_window_seq, mt_signal_seq;
 static uint64_t mt_window_due_ms;
@@ -362,20 +358,19 @@ static void mt_poll(void) {
   }
 }
 
-static void *mt_helper(void *arg) {
+static void *mt_helper(void *arg) { /* runs until the process ends */
   (void)arg;
   for (;;) {
     mt__os_sleep_ms(50);
-    if (atomic_load(&mt_helper_pid) != mt__os_getpid()) return NULL; /* a forked copy */
     mt_poll();
   }
+  return NULL;
 }
 
 static void mt_helper_ensure(void) {
-  if (mt__opt_str[MT_OPT_PROF_OUT] == NULL || !mt_load(&mt__prof_on)) return;
-  int pid = mt__os_getpid();
-  if (atomic_load(&mt_helper_pid) == pid) return;
-  atomic_store(&mt_helper_pid, pid);
+  if (mt_load(&mt_helper_running) || mt__opt_str[MT_OPT_PROF_OUT] == NULL || !mt_load(&mt__prof_on)) return;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&mt_helper_running, &expected, 1)) return;
   mt_window_due_ms = 0;
   mt__os_thread_start(mt_helper, NULL);
 }
@@ -404,6 +399,7 @@ void mt__prof_after_fork_child(void) {
   mt_peak_written = 0;
   mt_window_seq = mt_signal_seq = 0;
   atomic_store(&mt_writing, 0);
+  atomic_store(&mt_helper_running, 0); /* threads do not survive fork: the next tick starts one */
 }
 
 /* ---- public API ---- */

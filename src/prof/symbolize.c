@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../diag.h"
 #include "../os/os.h"
 
 static int mt_collect_object(struct dl_phdr_info *info, size_t size, void *arg) {
@@ -90,27 +91,9 @@ mt_object *mt__objects_find(mt_objects *objs, uintptr_t pc) {
   return NULL;
 }
 
-static void mt_sift(mt_sym *a, size_t i, size_t n) {
-  for (;;) {
-    size_t m = i, l = 2 * i + 1, r = l + 1;
-    if (l < n && a[l].addr > a[m].addr) m = l;
-    if (r < n && a[r].addr > a[m].addr) m = r;
-    if (m == i) return;
-    mt_sym t = a[i];
-    a[i] = a[m];
-    a[m] = t;
-    i = m;
-  }
-}
-
-static void mt_sort_syms(mt_sym *a, size_t n) { /* heapsort: no allocation */
-  for (size_t i = n / 2; i-- > 0;) mt_sift(a, i, n);
-  for (size_t k = n; k-- > 1;) {
-    mt_sym t = a[0];
-    a[0] = a[k];
-    a[k] = t;
-    mt_sift(a, 0, k);
-  }
+static int mt_sym_cmp(const void *a, const void *b) {
+  uintptr_t x = ((const mt_sym *)a)->addr, y = ((const mt_sym *)b)->addr;
+  return x < y ? -1 : x > y;
 }
 
 static void mt_load_symbols(mt_object *o) {
@@ -159,7 +142,7 @@ static void mt_load_symbols(mt_object *o) {
     o->syms[k++] = (mt_sym){syms[i].st_value, syms[i].st_size, strtab + syms[i].st_name};
   }
   o->nsyms = k;
-  mt_sort_syms(o->syms, k);
+  mt__sort(o->syms, k, sizeof *o->syms, mt_sym_cmp);
 }
 
 const char *mt__symbolize(mt_objects *objs, uintptr_t pc) {

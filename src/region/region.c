@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../alloc/alloc.h"
+#include "../diag.h"
 #include "../options.h"
 #include "../os/os.h"
 #include "memtally.h"
@@ -106,32 +107,17 @@ static _Atomic size_t mt_released_n;
 static struct sigaction mt_prev_segv;
 static _Atomic int mt_handler_on;
 
-static size_t mt_fmt_hex(char *b, uintptr_t v) {
-  char t[20];
-  size_t n = 0;
-  do t[n++] = "0123456789abcdef"[v & 15], v >>= 4;
-  while (v);
-  b[0] = '0', b[1] = 'x';
-  for (size_t i = 0; i < n; i++) b[2 + i] = t[n - 1 - i];
-  return n + 2;
-}
-
-static size_t mt_cat(char *b, size_t n, size_t cap, const char *s) {
-  while (*s && n < cap) b[n++] = *s++;
-  return n;
-}
-
 static void mt_on_segv(int sig, siginfo_t *si, void *uc) {
   uintptr_t a = (uintptr_t)si->si_addr;
   size_t n = atomic_load(&mt_released_n);
   for (size_t i = 0; i < n && mt_released_tab; i++) {
     if (a >= mt_released_tab[i].lo && a < mt_released_tab[i].hi) {
       char buf[256];
-      size_t k = 0;
-      k = mt_cat(buf, k, sizeof buf - 24, "memtally: use of released memory of region '");
-      k = mt_cat(buf, k, sizeof buf - 24, mt_released_tab[i].name);
-      k = mt_cat(buf, k, sizeof buf - 24, "' at ");
-      k += mt_fmt_hex(buf + k, a);
+      const size_t cap = sizeof buf - 1;
+      size_t k = mt__diag_cat(buf, 0, cap, "memtally: use of released memory of region '");
+      k = mt__diag_cat(buf, k, cap, mt_released_tab[i].name);
+      k = mt__diag_cat(buf, k, cap, "' at ");
+      k = mt__diag_hex(buf, k, cap, a);
       buf[k++] = '\n';
       mt__os_write_err(buf, k);
       break;
@@ -157,16 +143,14 @@ static void mt_debug_install(void) {
 
 static void mt_report_overflow(const mt_region *r, const mt_dblock *b) {
   char buf[256];
-  size_t k = 0;
-  k = mt_cat(buf, k, sizeof buf - 64, "memtally: region '");
-  k = mt_cat(buf, k, sizeof buf - 64, r->name);
-  k = mt_cat(buf, k, sizeof buf - 64, "': block at ");
-  k += mt_fmt_hex(buf + k, (uintptr_t)(b + 1));
-  k = mt_cat(buf, k, sizeof buf - 64, " was written past its end (");
-  char num[24];
-  int m = snprintf(num, sizeof num, "%zu", b->size);
-  k = mt_cat(buf, k, sizeof buf - 16, m > 0 ? num : "?");
-  k = mt_cat(buf, k, sizeof buf - 2, " bytes); aborting");
+  const size_t cap = sizeof buf - 1;
+  size_t k = mt__diag_cat(buf, 0, cap, "memtally: region '");
+  k = mt__diag_cat(buf, k, cap, r->name);
+  k = mt__diag_cat(buf, k, cap, "': block at ");
+  k = mt__diag_hex(buf, k, cap, (uintptr_t)(b + 1));
+  k = mt__diag_cat(buf, k, cap, " was written past its end (");
+  k = mt__diag_dec(buf, k, cap, b->size);
+  k = mt__diag_cat(buf, k, cap, " bytes); aborting");
   buf[k++] = '\n';
   mt__os_write_err(buf, k);
   mt__os_abort();
