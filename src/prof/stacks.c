@@ -84,9 +84,11 @@ static double mt_ln(double x) {
   v.u = (v.u & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL; /* mantissa in [1, 2) */
   double m = v.d;
   if (m > 1.4142135623730951) m *= 0.5, e++;
+  /* |t| <= 0.172, t^2 <= 0.0295: nine terms of atanh reach 1e-14 */
+  static const double inv_odd[9] = {1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17};
   double t = (m - 1) / (m + 1), t2 = t * t, term = t, sum = 0;
-  for (int k = 1; k < 40; k += 2) {
-    sum += term / k;
+  for (int k = 0; k < 9; k++) {
+    sum += term * inv_odd[k];
     term *= t2;
   }
   return 2 * sum + e * 0.6931471805599453;
@@ -98,9 +100,13 @@ static double mt_one_minus_exp_neg(double x) {
   if (x < 1e-3) return x - x * x / 2 + x * x * x / 6 - x * x * x * x / 24;
   double n = x / 0.6931471805599453;
   int k = (int)n; /* exp(-x) = 2^-k * exp(-(x - k ln2)) */
+  /* 0 <= r < ln 2: eighteen Taylor terms reach 1e-16 */
+  static const double inv[18] = {1.0,        1.0 / 2,  1.0 / 3,  1.0 / 4,  1.0 / 5,  1.0 / 6,
+                                 1.0 / 7,    1.0 / 8,  1.0 / 9,  1.0 / 10, 1.0 / 11, 1.0 / 12,
+                                 1.0 / 13,   1.0 / 14, 1.0 / 15, 1.0 / 16, 1.0 / 17, 1.0 / 18};
   double r = x - k * 0.6931471805599453, term = 1, e = 1;
-  for (int i = 1; i < 25; i++) {
-    term *= -r / i;
+  for (int i = 0; i < 18; i++) {
+    term *= -r * inv[i];
     e += term;
   }
   for (int i = 0; i < k; i++) e *= 0.5;
