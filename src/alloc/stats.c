@@ -196,9 +196,11 @@ size_t mt_stats_json(char *buf, size_t cap) {
   st.size = sizeof st;
   mt_stats_get(&st);
   size_t n = 0;
+  char none[1]; /* where a measuring call (buf NULL) points snprintf; it writes nothing there */
+  if (buf == NULL) cap = 0;
 #define MT_JS(...)                                                                     \
   do {                                                                                 \
-    int k_ = snprintf(buf ? buf + (n < cap ? n : cap) : NULL, n < cap ? cap - n : 0, __VA_ARGS__); \
+    int k_ = snprintf(n < cap ? buf + n : none, n < cap ? cap - n : 0, __VA_ARGS__);     \
     if (k_ > 0) n += (size_t)k_;                                                       \
   } while (0)
   MT_JS("{\"version\":%u,\"allocs\":%llu,\"frees\":%llu,\"bytes_allocated\":%llu,\"bytes_in_use\":%llu,"
