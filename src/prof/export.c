@@ -319,7 +319,7 @@ int mt__prof_write(const char *path, bool window, const char *kind) {
 
 static _Atomic int mt_sig_requested;
 static _Atomic int mt_helper_running; /* cleared in a forked child, whose helper did not survive */
-static uint64_t mt_peak_written;
+static _Atomic uint64_t mt_peak_written; /* in-use bytes of the last peak profile */
 static unsigned mt_window_seq, mt_signal_seq;
 static uint64_t mt_window_due_ms;
 
@@ -383,10 +383,11 @@ void mt__prof_start(void) {
 
 void mt__prof_tick(uint64_t in_use) {
   mt_helper_ensure(); /* after fork the child starts its own */
-  if (mt__opt[MT_OPT_PROF_PEAK] && in_use > mt_peak_written + mt_peak_written / 20 && in_use >= (1u << 20)) {
-    mt_peak_written = in_use;
+  if (!mt__opt[MT_OPT_PROF_PEAK] || in_use < (1u << 20)) return;
+  uint64_t last = mt_load(&mt_peak_written);
+  /* threads reach here at once: the one that moves the mark writes */
+  if (in_use > last + last / 20 && atomic_compare_exchange_strong(&mt_peak_written, &last, in_use))
     mt_write_kind("peak", -1, false);
-  }
 }
 
 void mt__prof_at_exit(void) {
@@ -396,7 +397,7 @@ void mt__prof_at_exit(void) {
 
 void mt__prof_after_fork_child(void) {
   mt__prof_reset();
-  mt_peak_written = 0;
+  mt_store(&mt_peak_written, 0);
   mt_window_seq = mt_signal_seq = 0;
   atomic_store(&mt_writing, 0);
   atomic_store(&mt_helper_running, 0); /* threads do not survive fork: the next tick starts one */

@@ -56,6 +56,11 @@ MT_HIDDEN void mt__prof_init(void);
 MT_HIDDEN void mt__prof_start(void);
 /* Bytes until the next sample, drawn from an exponential distribution. */
 MT_HIDDEN int64_t mt__prof_next_interval(uint64_t *rng);
+/* The sampler's arithmetic, without libm: ln(x) for x in (0, 1], and
+ * 1 - exp(-x) for x >= 0 (the probability that a block of x mean intervals
+ * is sampled). */
+MT_HIDDEN double mt__prof_ln(double x);
+MT_HIDDEN double mt__prof_one_minus_exp_neg(double x);
 /* Recently unwound stacks of one thread. An entry is reused when malloc is
  * called again from the same return address with the same stack pointer
  * and every return address it recorded is still in its stack slot. */

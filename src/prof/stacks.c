@@ -1,14 +1,22 @@
 /* stacks.c -- sampling: stack capture, the stack table and the table of live sampled blocks
  *
- * Both tables live in memory mapped for the profiler alone. Stacks are keyed
- * by their program counters and the allocating thread; a sampled block maps
- * its address to its stack and weights until it is freed. One mutex guards
- * both; it is taken once per sample and once per free of a sampled block,
- * never on the paths of unsampled blocks. */
+ * Both tables live in memory mapped for the profiler alone, and neither
+ * takes a lock shared by all threads on the paths of a sample:
+ * - Stacks are keyed by their program counters and the allocating thread.
+ *   A stack, once published in the index, never changes, so threads look
+ *   stacks up without a lock; only adding a new stack takes the mutex.
+ *   Each stack's figures are atomic integers in fixed point (1/256 of an
+ *   object or byte): adding and later removing a block's weights leaves
+ *   no rounding residue in the live figures.
+ * - A sampled block maps its address to its stack and weights until it is
+ *   freed, in one of 64 tables chosen by the address, each with its own
+ *   spin lock, so two threads meet on a lock only when their blocks hash
+ *   to the same table. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unwind.h>
@@ -23,24 +31,69 @@ double mt__prof_rate = 512 * 1024;
 #define MT_STACKS_MAX (1u << 17)   /* distinct stacks kept; later ones are merged into one */
 #define MT_STACK_SLOTS (1u << 18)  /* most slots of the open-addressing index (power of two) */
 #define MT_POOL_MAX (1u << 23)     /* program counters kept */
+#define MT_FIX 256.0               /* fixed point of the figures: units of 1/256 */
 
-static pthread_mutex_t mt_prof_mutex = PTHREAD_MUTEX_INITIALIZER;
-static mt_prof_stack *mt_stacks;   /* [MT_STACKS_MAX], committed as used */
-static uint32_t *mt_stack_index;   /* [mt_stack_slots]: stack number + 1, 0 empty */
-static uint32_t mt_stack_slots;    /* grows with the table, so RSS follows the stacks seen */
-static uintptr_t *mt_pool;         /* [MT_POOL_MAX] */
+enum { MT_ALLOC_OBJECTS, MT_ALLOC_BYTES, MT_LIVE_OBJECTS, MT_LIVE_BYTES };
+
+typedef struct mt_stack_rec {
+  uint64_t hash;
+  uint32_t npcs, pcs_at;           /* its program counters: mt_pool[pcs_at ..] */
+  uint64_t tid;
+  char region[48];
+  _Atomic int64_t fig[4];          /* figures now, fixed point */
+  int64_t window[4];               /* figures at the start of the window (under the mutex) */
+} mt_stack_rec;
+
+/* The index: stack number + 1 per slot, 0 empty. It is replaced by one
+ * twice as large when half full; the old one stays mapped, since a thread
+ * may still be reading it (at most as much memory as the newest). */
+typedef struct mt_stack_index {
+  uint32_t slots;
+  _Atomic uint32_t slot[];
+} mt_stack_index;
+
+static pthread_mutex_t mt_prof_mutex = PTHREAD_MUTEX_INITIALIZER; /* adding stacks, snapshots */
+static mt_stack_rec *mt_stacks;                 /* [MT_STACKS_MAX], committed as used */
+static mt_stack_index *_Atomic mt_index;        /* grows with the table: RSS follows the stacks seen */
+static uintptr_t *mt_pool;                      /* [MT_POOL_MAX] */
 static size_t mt_nstacks, mt_pool_used;
+static int64_t mt_catch_all = -1;               /* the stack charged once the table is full */
 static uint64_t mt_prof_start_ns, mt_window_start_ns;
 
 /* live sampled blocks: open addressing, address -> stack and weights */
 typedef struct mt_live {
   uintptr_t addr;                  /* 0 empty, 1 deleted */
   uint32_t stack;
-  float pad;
-  double objects, bytes;           /* the weights it added to its stack's live figures */
+  uint32_t pad;
+  int64_t objects, bytes;          /* the weights it added to its stack's live figures */
 } mt_live;
-static mt_live *mt_live_tab;
-static size_t mt_live_cap, mt_live_used, mt_live_dead;
+
+#define MT_LIVE_SHARDS 64
+typedef struct mt_live_shard {
+  _Atomic int lock;
+  size_t cap, used, dead;
+  mt_live *tab;
+} __attribute__((aligned(64))) mt_live_shard;
+static mt_live_shard mt_live_shards[MT_LIVE_SHARDS];
+
+static inline void mt_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static void mt_spin_lock(_Atomic int *l) {
+  for (int spins = 0; atomic_exchange_explicit(l, 1, memory_order_acquire);) {
+    while (mt_load(l)) {
+      if (++spins < 64) mt_cpu_relax();
+      else sched_yield();
+    }
+  }
+}
+
+static void mt_spin_unlock(_Atomic int *l) { atomic_store_explicit(l, 0, memory_order_release); }
 
 /* frames of memtally itself at the top of every stack are dropped */
 static uintptr_t mt_self_lo, mt_self_hi;
@@ -63,12 +116,18 @@ static int mt_find_self(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
+static mt_stack_index *mt_index_new(uint32_t slots) {
+  mt_stack_index *ix = mt__os_reserve(sizeof(mt_stack_index) + sizeof(uint32_t) * slots);
+  if (ix != NULL) ix->slots = slots;
+  return ix;
+}
+
 void mt__prof_init(void) {
-  mt_stacks = mt__os_reserve(sizeof(mt_prof_stack) * MT_STACKS_MAX);
-  mt_stack_slots = 1024;
-  mt_stack_index = mt__os_reserve(sizeof(uint32_t) * mt_stack_slots);
+  mt_stacks = mt__os_reserve(sizeof(mt_stack_rec) * MT_STACKS_MAX);
   mt_pool = mt__os_reserve(sizeof(uintptr_t) * MT_POOL_MAX);
-  if (mt_stacks == NULL || mt_stack_index == NULL || mt_pool == NULL) return;
+  mt_stack_index *ix = mt_index_new(1024);
+  if (mt_stacks == NULL || ix == NULL || mt_pool == NULL) return;
+  atomic_store_explicit(&mt_index, ix, memory_order_release);
   long long rate = mt__opt[MT_OPT_PROF_RATE];
   mt__prof_rate = rate < 1 ? 1 : (double)rate;
   mt_prof_start_ns = mt_window_start_ns = mt__os_now_ns();
@@ -76,41 +135,52 @@ void mt__prof_init(void) {
 }
 
 /* Natural logarithm without libm (linking libm costs every process half a
- * MiB of RSS): split off the exponent, then atanh series on the mantissa.
- * Relative error below 1e-12 on (0, 1]; plenty for sampling intervals. */
-static double mt_ln(double x) {
+ * MiB of RSS): split off the exponent, then the atanh series on the
+ * mantissa, in Horner form. Relative error below 1e-13 on (0, 1]. */
+double mt__prof_ln(double x) {
   union { double d; uint64_t u; } v = {x};
   int e = (int)((v.u >> 52) & 0x7ff) - 1023;
   v.u = (v.u & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL; /* mantissa in [1, 2) */
   double m = v.d;
   if (m > 1.4142135623730951) m *= 0.5, e++;
-  /* |t| <= 0.172, t^2 <= 0.0295: nine terms of atanh reach 1e-14 */
-  static const double inv_odd[9] = {1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17};
-  double t = (m - 1) / (m + 1), t2 = t * t, term = t, sum = 0;
-  for (int k = 0; k < 9; k++) {
-    sum += term * inv_odd[k];
-    term *= t2;
-  }
-  return 2 * sum + e * 0.6931471805599453;
+  /* |t| <= 0.172, t^2 <= 0.0295: terms up to t^17 reach 1e-14 */
+  double t = (m - 1) / (m + 1), t2 = t * t;
+  double p = 1.0 / 17;
+  p = p * t2 + 1.0 / 15;
+  p = p * t2 + 1.0 / 13;
+  p = p * t2 + 1.0 / 11;
+  p = p * t2 + 1.0 / 9;
+  p = p * t2 + 1.0 / 7;
+  p = p * t2 + 1.0 / 5;
+  p = p * t2 + 1.0 / 3;
+  p = p * t2 + 1.0;
+  return 2 * t * p + e * 0.6931471805599453;
 }
 
 /* 1 - exp(-x) for x >= 0, accurate for small x too. */
-static double mt_one_minus_exp_neg(double x) {
+double mt__prof_one_minus_exp_neg(double x) {
   if (x > 40) return 1;
-  if (x < 1e-3) return x - x * x / 2 + x * x * x / 6 - x * x * x * x / 24;
-  double n = x / 0.6931471805599453;
-  int k = (int)n; /* exp(-x) = 2^-k * exp(-(x - k ln2)) */
-  /* 0 <= r < ln 2: eighteen Taylor terms reach 1e-16 */
-  static const double inv[18] = {1.0,        1.0 / 2,  1.0 / 3,  1.0 / 4,  1.0 / 5,  1.0 / 6,
-                                 1.0 / 7,    1.0 / 8,  1.0 / 9,  1.0 / 10, 1.0 / 11, 1.0 / 12,
-                                 1.0 / 13,   1.0 / 14, 1.0 / 15, 1.0 / 16, 1.0 / 17, 1.0 / 18};
-  double r = x - k * 0.6931471805599453, term = 1, e = 1;
-  for (int i = 0; i < 18; i++) {
-    term *= -r * inv[i];
-    e += term;
-  }
-  for (int i = 0; i < k; i++) e *= 0.5;
-  return 1 - e;
+  if (x < 1e-3) return x * (1 - x * (1.0 / 2 - x * (1.0 / 6 - x * (1.0 / 24))));
+  /* exp(-x) = 2^-k * exp(-r), 0 <= r < ln 2; Taylor terms up to r^14 reach 1e-15 */
+  int k = (int)(x * 1.4426950408889634);
+  double r = x - k * 0.6931471805599453;
+  double p = 1.0 / 87178291200.0;          /* 1/14! */
+  p = 1.0 / 6227020800.0 - r * p;           /* 1/13! */
+  p = 1.0 / 479001600.0 - r * p;
+  p = 1.0 / 39916800.0 - r * p;
+  p = 1.0 / 3628800.0 - r * p;
+  p = 1.0 / 362880.0 - r * p;
+  p = 1.0 / 40320.0 - r * p;
+  p = 1.0 / 5040.0 - r * p;
+  p = 1.0 / 720.0 - r * p;
+  p = 1.0 / 120.0 - r * p;
+  p = 1.0 / 24.0 - r * p;
+  p = 1.0 / 6.0 - r * p;
+  p = 1.0 / 2.0 - r * p;
+  p = 1.0 - r * p;
+  double em = 1 - r * p; /* exp(-r) */
+  union { double d; uint64_t u; } scale = {.u = (uint64_t)(1023 - k) << 52}; /* 2^-k, k <= 57 */
+  return 1 - em * scale.d;
 }
 
 int64_t mt__prof_next_interval(uint64_t *rng) {
@@ -121,7 +191,7 @@ int64_t mt__prof_next_interval(uint64_t *rng) {
   x ^= x >> 27;
   *rng = x;
   double u = ((double)((x * 2685821657736338717ULL) >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
-  double d = -mt_ln(u) * mt__prof_rate;
+  double d = -mt__prof_ln(u) * mt__prof_rate;
   return d > 4e18 ? (int64_t)4e18 : (int64_t)d;
 }
 
@@ -155,45 +225,56 @@ static uint64_t mt_hash_stack(const uintptr_t *pcs, int n, uint64_t tid) {
   return h ? h : 1;
 }
 
-/* Double the index when half full (caller holds the mutex). */
-static void mt_stack_index_grow(void) {
-  uint32_t slots = mt_stack_slots * 2;
-  if (slots > MT_STACK_SLOTS) return;
-  uint32_t *index = mt__os_reserve(sizeof(uint32_t) * slots);
-  if (index == NULL) return;
-  for (uint32_t k = 0; k < mt_nstacks; k++)
-    for (uint32_t i = (uint32_t)mt_stacks[k].hash & (slots - 1);; i = (i + 1) & (slots - 1))
-      if (index[i] == 0) {
-        index[i] = k + 1;
-        break;
-      }
-  mt__os_unreserve(mt_stack_index, sizeof(uint32_t) * mt_stack_slots);
-  mt_stack_index = index;
-  mt_stack_slots = slots;
+static bool mt_stack_is(const mt_stack_rec *st, const uintptr_t *pcs, int n, uint64_t tid, const char *region,
+                        uint64_t h) {
+  return st->hash == h && st->npcs == (uint32_t)n && st->tid == tid && strcmp(st->region, region) == 0 &&
+         memcmp(&mt_pool[st->pcs_at], pcs, sizeof(uintptr_t) * (size_t)n) == 0;
 }
 
-/* Caller holds the mutex. Returns the stack's number. */
-static uint32_t mt_stack_intern(const uintptr_t *pcs, int n, uint64_t tid, const char *region, uint64_t h) {
-  if ((mt_nstacks + 1) * 2 > mt_stack_slots) mt_stack_index_grow();
-  uint32_t mask = mt_stack_slots - 1;
+/* The stack's number, or -1 when ix does not hold it. Needs no lock: a
+ * slot is published only after its stack is complete. */
+static int64_t mt_stack_find(const mt_stack_index *ix, const uintptr_t *pcs, int n, uint64_t tid, const char *region,
+                             uint64_t h) {
+  uint32_t mask = ix->slots - 1;
   for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
-    uint32_t s = mt_stack_index[i];
-    if (s == 0) break;
-    mt_prof_stack *st = &mt_stacks[s - 1];
-    if (st->hash == h && st->npcs == (uint32_t)n && st->tid == tid && strcmp(st->region, region) == 0 &&
-        memcmp(&mt_pool[st->pcs_at], pcs, sizeof(uintptr_t) * (size_t)n) == 0)
-      return s - 1;
+    uint32_t s = atomic_load_explicit(&ix->slot[i], memory_order_acquire);
+    if (s == 0) return -1;
+    if (mt_stack_is(&mt_stacks[s - 1], pcs, n, tid, region, h)) return s - 1;
   }
-  if (mt_nstacks >= MT_STACKS_MAX - 1 || mt_nstacks * 2 + 2 > mt_stack_slots || mt_pool_used + (size_t)n > MT_POOL_MAX) {
-    /* table full: charge to a catch-all stack with no frames */
+}
+
+static void mt_index_put(mt_stack_index *ix, uint32_t k, uint64_t h) {
+  uint32_t mask = ix->slots - 1;
+  for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask)
+    if (mt_load(&ix->slot[i]) == 0) {
+      atomic_store_explicit(&ix->slot[i], k + 1, memory_order_release);
+      return;
+    }
+}
+
+/* Caller holds the mutex; the stack was not found. Returns its number. */
+static uint32_t mt_stack_add(const uintptr_t *pcs, int n, uint64_t tid, const char *region, uint64_t h) {
+  mt_stack_index *ix = atomic_load_explicit(&mt_index, memory_order_relaxed);
+  int64_t found = mt_stack_find(ix, pcs, n, tid, region, h); /* another thread may have added it */
+  if (found >= 0) return (uint32_t)found;
+  if ((mt_nstacks + 1) * 2 > ix->slots && ix->slots < MT_STACK_SLOTS) {
+    mt_stack_index *bigger = mt_index_new(ix->slots * 2);
+    if (bigger != NULL) {
+      for (uint32_t k = 0; k < mt_nstacks; k++) mt_index_put(bigger, k, mt_stacks[k].hash);
+      atomic_store_explicit(&mt_index, bigger, memory_order_release);
+      ix = bigger;
+    }
+  }
+  if (mt_nstacks >= MT_STACKS_MAX - 1 || (mt_nstacks + 1) * 2 > ix->slots || mt_pool_used + (size_t)n > MT_POOL_MAX) {
+    /* table full: charge to a catch-all stack with no frames and no thread */
+    if (mt_catch_all >= 0) return (uint32_t)mt_catch_all;
     n = 0;
-    h = 1;
     tid = 0;
-    for (uint32_t k = 0; k < mt_nstacks; k++)
-      if (mt_stacks[k].npcs == 0 && mt_stacks[k].tid == 0) return k;
+    region = "";
+    h = 1;
   }
   uint32_t idx = (uint32_t)mt_nstacks++;
-  mt_prof_stack *st = &mt_stacks[idx];
+  mt_stack_rec *st = &mt_stacks[idx];
   memset(st, 0, sizeof *st);
   st->hash = h;
   st->npcs = (uint32_t)n;
@@ -202,61 +283,83 @@ static uint32_t mt_stack_intern(const uintptr_t *pcs, int n, uint64_t tid, const
   st->pcs_at = (uint32_t)mt_pool_used;
   memcpy(&mt_pool[mt_pool_used], pcs, sizeof(uintptr_t) * (size_t)n);
   mt_pool_used += (size_t)n;
-  for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
-    if (mt_stack_index[i] == 0) {
-      mt_stack_index[i] = idx + 1;
-      break;
-    }
-  }
+  if (n == 0 && tid == 0 && h == 1) mt_catch_all = idx;
+  mt_index_put(ix, idx, h);
   return idx;
 }
 
 /* ---- live sampled blocks ---- */
 
-static size_t mt_live_hash(uintptr_t a) { return (size_t)((a >> 4) * 0x9e3779b97f4a7c15ULL >> 20); }
+static uint64_t mt_live_hash(uintptr_t a) { return (uint64_t)(a >> 4) * 0x9e3779b97f4a7c15ULL; }
+static mt_live_shard *mt_live_shard_of(uint64_t h) { return &mt_live_shards[h >> 58]; }
+static size_t mt_live_first(uint64_t h, size_t cap) { return (size_t)(h >> 20) & (cap - 1); }
 
-static int mt_live_grow(void) {
-  size_t cap = mt_live_cap ? mt_live_cap * 2 : 256;
-  if (mt_live_cap && mt_live_dead > mt_live_used / 2) cap = mt_live_cap; /* just clean */
+/* Caller holds the shard's lock. */
+static int mt_live_grow(mt_live_shard *sh) {
+  size_t cap = sh->cap ? sh->cap * 2 : 128;
+  if (sh->cap && sh->dead > sh->used / 2) cap = sh->cap; /* just clean */
   mt_live *tab = mt__os_reserve(sizeof(mt_live) * cap);
   if (tab == NULL) return -1;
-  for (size_t i = 0; i < mt_live_cap; i++) {
-    if (mt_live_tab[i].addr <= 1) continue;
-    for (size_t j = mt_live_hash(mt_live_tab[i].addr) & (cap - 1);; j = (j + 1) & (cap - 1)) {
+  for (size_t i = 0; i < sh->cap; i++) {
+    if (sh->tab[i].addr <= 1) continue;
+    for (size_t j = mt_live_first(mt_live_hash(sh->tab[i].addr), cap);; j = (j + 1) & (cap - 1)) {
       if (tab[j].addr == 0) {
-        tab[j] = mt_live_tab[i];
+        tab[j] = sh->tab[i];
         break;
       }
     }
   }
-  if (mt_live_tab) mt__os_unreserve(mt_live_tab, sizeof(mt_live) * mt_live_cap);
-  mt_live_tab = tab;
-  mt_live_cap = cap;
-  mt_live_used -= mt_live_dead;
-  mt_live_dead = 0;
+  if (sh->tab) mt__os_unreserve(sh->tab, sizeof(mt_live) * sh->cap);
+  sh->tab = tab;
+  sh->cap = cap;
+  sh->used -= sh->dead;
+  sh->dead = 0;
   return 0;
 }
 
-static void mt_live_put(uintptr_t addr, uint32_t stack, double objects, double bytes) {
-  if ((mt_live_used + 1) * 4 >= mt_live_cap * 3 && mt_live_grow() != 0) return;
-  size_t mask = mt_live_cap - 1;
-  for (size_t j = mt_live_hash(addr) & mask;; j = (j + 1) & mask) {
-    if (mt_live_tab[j].addr <= 1) {
-      if (mt_live_tab[j].addr == 1) mt_live_dead--;
-      else mt_live_used++;
-      mt_live_tab[j] = (mt_live){addr, stack, 0, objects, bytes};
-      return;
+/* Returns 0, or -1 when there was no memory to remember the block. */
+static int mt_live_put(uintptr_t addr, uint32_t stack, int64_t objects, int64_t bytes) {
+  uint64_t h = mt_live_hash(addr);
+  mt_live_shard *sh = mt_live_shard_of(h);
+  mt_spin_lock(&sh->lock);
+  if ((sh->used + 1) * 4 >= sh->cap * 3 && mt_live_grow(sh) != 0) {
+    mt_spin_unlock(&sh->lock);
+    return -1;
+  }
+  size_t mask = sh->cap - 1;
+  for (size_t j = mt_live_first(h, sh->cap);; j = (j + 1) & mask) {
+    if (sh->tab[j].addr <= 1) {
+      if (sh->tab[j].addr == 1) sh->dead--;
+      else sh->used++;
+      sh->tab[j] = (mt_live){addr, stack, 0, objects, bytes};
+      break;
     }
   }
+  mt_spin_unlock(&sh->lock);
+  return 0;
 }
 
-static mt_live *mt_live_find(uintptr_t addr) {
-  if (mt_live_cap == 0) return NULL;
-  size_t mask = mt_live_cap - 1;
-  for (size_t j = mt_live_hash(addr) & mask;; j = (j + 1) & mask) {
-    if (mt_live_tab[j].addr == addr) return &mt_live_tab[j];
-    if (mt_live_tab[j].addr == 0) return NULL;
+/* Removes addr's entry into *out; 0, or -1 when it has none. */
+static int mt_live_take(uintptr_t addr, mt_live *out) {
+  uint64_t h = mt_live_hash(addr);
+  mt_live_shard *sh = mt_live_shard_of(h);
+  int found = -1;
+  mt_spin_lock(&sh->lock);
+  if (sh->cap != 0) {
+    size_t mask = sh->cap - 1;
+    for (size_t j = mt_live_first(h, sh->cap);; j = (j + 1) & mask) {
+      if (sh->tab[j].addr == addr) {
+        *out = sh->tab[j];
+        sh->tab[j].addr = 1;
+        sh->dead++;
+        found = 0;
+        break;
+      }
+      if (sh->tab[j].addr == 0) break;
+    }
   }
+  mt_spin_unlock(&sh->lock);
+  return found;
 }
 
 static _Atomic int mt_self_known;
@@ -306,38 +409,41 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
     e->n = 0;
   }
 unwound:;
-  double objects = 1, bytes = (double)size;
+  /* the countdown charged `counted` bytes: that sets the probability */
+  int64_t objects = (int64_t)MT_FIX, bytes = (int64_t)((double)size * MT_FIX);
   if (mt__prof_rate > 1) {
-    /* the countdown charged `counted` bytes: that sets the probability */
-    double p = mt_one_minus_exp_neg((double)(counted ? counted : size) / mt__prof_rate); /* 1 - exp(-b/R) */
-    if (p > 0) objects = 1 / p, bytes = (double)size / p;
+    double p = mt__prof_one_minus_exp_neg((double)(counted ? counted : size) / mt__prof_rate); /* 1 - exp(-b/R) */
+    if (p > 0) {
+      double w = MT_FIX / p;
+      objects = (int64_t)(w + 0.5);
+      bytes = (int64_t)((double)size * w + 0.5);
+    }
   }
   uint64_t h = mt_hash_stack(pcs, u.n, tid);
   for (const char *c = region; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
-  pthread_mutex_lock(&mt_prof_mutex);
-  if (mt_stacks != NULL) {
-    uint32_t s = mt_stack_intern(pcs, u.n, tid, region, h);
-    mt_prof_counts *c = &mt_stacks[s].now;
-    c->alloc_objects += objects;
-    c->alloc_bytes += bytes;
-    c->live_objects += objects;
-    c->live_bytes += bytes;
-    mt_live_put((uintptr_t)block, s, objects, bytes);
+  mt_stack_index *ix = atomic_load_explicit(&mt_index, memory_order_acquire);
+  if (ix == NULL) return;
+  int64_t s = mt_stack_find(ix, pcs, u.n, tid, region, h);
+  if (s < 0) {
+    pthread_mutex_lock(&mt_prof_mutex);
+    s = mt_stack_add(pcs, u.n, tid, region, h);
+    pthread_mutex_unlock(&mt_prof_mutex);
   }
-  pthread_mutex_unlock(&mt_prof_mutex);
+  _Atomic int64_t *fig = mt_stacks[s].fig;
+  atomic_fetch_add_explicit(&fig[MT_ALLOC_OBJECTS], objects, memory_order_relaxed);
+  atomic_fetch_add_explicit(&fig[MT_ALLOC_BYTES], bytes, memory_order_relaxed);
+  if (mt_live_put((uintptr_t)block, (uint32_t)s, objects, bytes) == 0) {
+    atomic_fetch_add_explicit(&fig[MT_LIVE_OBJECTS], objects, memory_order_relaxed);
+    atomic_fetch_add_explicit(&fig[MT_LIVE_BYTES], bytes, memory_order_relaxed);
+  }
 }
 
 void mt__prof_on_free(void *block) {
-  pthread_mutex_lock(&mt_prof_mutex);
-  mt_live *l = mt_live_find((uintptr_t)block);
-  if (l != NULL) {
-    mt_prof_counts *c = &mt_stacks[l->stack].now;
-    c->live_objects -= l->objects;
-    c->live_bytes -= l->bytes;
-    l->addr = 1;
-    mt_live_dead++;
-  }
-  pthread_mutex_unlock(&mt_prof_mutex);
+  mt_live l;
+  if (mt_live_take((uintptr_t)block, &l) != 0) return;
+  _Atomic int64_t *fig = mt_stacks[l.stack].fig;
+  atomic_fetch_sub_explicit(&fig[MT_LIVE_OBJECTS], l.objects, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&fig[MT_LIVE_BYTES], l.bytes, memory_order_relaxed);
 }
 
 int mt__prof_snapshot(mt_prof_snapshot *snap, bool window) {
@@ -352,7 +458,20 @@ int mt__prof_snapshot(mt_prof_snapshot *snap, bool window) {
   }
   snap->stacks = (mt_prof_stack *)mem;
   snap->pcs = (uintptr_t *)(mem + sizeof(mt_prof_stack) * (ns ? ns : 1));
-  memcpy(snap->stacks, mt_stacks, sizeof(mt_prof_stack) * ns);
+  for (size_t i = 0; i < ns; i++) {
+    mt_stack_rec *r = &mt_stacks[i];
+    mt_prof_stack *o = &snap->stacks[i];
+    o->hash = r->hash;
+    o->npcs = r->npcs;
+    o->pcs_at = r->pcs_at;
+    o->tid = r->tid;
+    memcpy(o->region, r->region, sizeof o->region);
+    int64_t f[4];
+    for (int k = 0; k < 4; k++) f[k] = atomic_load_explicit(&r->fig[k], memory_order_relaxed);
+    o->now = (mt_prof_counts){f[0] / MT_FIX, f[1] / MT_FIX, f[2] / MT_FIX, f[3] / MT_FIX};
+    o->window = (mt_prof_counts){r->window[0] / MT_FIX, r->window[1] / MT_FIX, 0, 0};
+    if (window) memcpy(r->window, f, sizeof f);
+  }
   memcpy(snap->pcs, mt_pool, sizeof(uintptr_t) * np);
   snap->nstacks = ns;
   snap->npcs = np;
@@ -361,10 +480,7 @@ int mt__prof_snapshot(mt_prof_snapshot *snap, bool window) {
   uint64_t now = mt__os_now_ns();
   snap->time_ns = mt__os_wall_ns();
   snap->duration_ns = now - (window ? mt_window_start_ns : mt_prof_start_ns);
-  if (window) {
-    for (size_t i = 0; i < ns; i++) mt_stacks[i].window = mt_stacks[i].now;
-    mt_window_start_ns = now;
-  }
+  if (window) mt_window_start_ns = now;
   pthread_mutex_unlock(&mt_prof_mutex);
   return 0;
 }
@@ -374,18 +490,32 @@ void mt__prof_snapshot_free(mt_prof_snapshot *snap) {
   memset(snap, 0, sizeof *snap);
 }
 
+/* The child after fork (the only thread left): forget every stack and block. */
 void mt__prof_reset(void) {
   pthread_mutex_init(&mt_prof_mutex, NULL);
-  if (mt_stacks == NULL) return;
-  memset(mt_stack_index, 0, sizeof(uint32_t) * mt_stack_slots);
+  for (int i = 0; i < MT_LIVE_SHARDS; i++) {
+    mt_live_shard *sh = &mt_live_shards[i];
+    if (sh->tab) memset(sh->tab, 0, sizeof(mt_live) * sh->cap);
+    sh->used = sh->dead = 0;
+    mt_store(&sh->lock, 0);
+  }
+  mt_stack_index *ix = atomic_load_explicit(&mt_index, memory_order_relaxed);
+  if (mt_stacks == NULL || ix == NULL) return;
+  for (uint32_t i = 0; i < ix->slots; i++) mt_store(&ix->slot[i], 0);
   mt_nstacks = mt_pool_used = 0;
-  if (mt_live_tab) memset(mt_live_tab, 0, sizeof(mt_live) * mt_live_cap);
-  mt_live_used = mt_live_dead = 0;
+  mt_catch_all = -1;
   mt_prof_start_ns = mt_window_start_ns = mt__os_now_ns();
 }
 
+/* Fork: 0 takes every lock, 1 releases them (parent), 2 resets (child). */
 void mt__prof_locks(int what) {
-  if (what == 0) pthread_mutex_lock(&mt_prof_mutex);
-  else if (what == 1) pthread_mutex_unlock(&mt_prof_mutex);
-  else mt__prof_reset();
+  if (what == 0) {
+    pthread_mutex_lock(&mt_prof_mutex);
+    for (int i = 0; i < MT_LIVE_SHARDS; i++) mt_spin_lock(&mt_live_shards[i].lock);
+  } else if (what == 1) {
+    for (int i = MT_LIVE_SHARDS - 1; i >= 0; i--) mt_spin_unlock(&mt_live_shards[i].lock);
+    pthread_mutex_unlock(&mt_prof_mutex);
+  } else {
+    mt__prof_reset();
+  }
 }
