@@ -84,7 +84,7 @@ BENCHES = [
 
 
 def run_one(runner, prog, args, lib, env_extra, prefix=()):
-    """Run prog under the launcher; return (wall seconds, peak RSS bytes, checksum)."""
+    """Run prog under the launcher; return (wall seconds, peak RSS bytes, checksum, CPU seconds)."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     if lib:
@@ -102,7 +102,7 @@ def run_one(runner, prog, args, lib, env_extra, prefix=()):
         raise RuntimeError(f"{prog} {args} under {lib}: status {proc.returncode}: {err.decode().strip()[:500]}")
     words = out.decode().split()
     checksum = words[words.index("checksum") + 1] if "checksum" in words else None
-    return float(meas[1]), int(meas[3]), checksum
+    return float(meas[1]), int(meas[3]), checksum, float(meas[5])
 
 
 def geomean(xs):
@@ -134,7 +134,7 @@ def main():
             name, prog, extra = bench[0], bench[1], bench[2]
             first = bench[3:]  # a mode word before the scale, for programs with modes
             for aname, lib, env, prefix in order:
-                wall, peak, checksum = run_one(os.path.join(bindir, "runone"), os.path.join(bindir, prog),
+                wall, peak, checksum, _ = run_one(os.path.join(bindir, "runone"), os.path.join(bindir, prog),
                                               list(first) + [str(opt.scale)] + extra, lib, env, prefix)
                 times[(name, aname)].append(wall)
                 rss[(name, aname)].append(peak)

@@ -33,7 +33,9 @@ int main(int argc, char **argv) {
   const char *fdname = getenv("RUNONE_FD");
   FILE *out = fdname ? fdopen(atoi(fdname), "w") : NULL;
   if (out == NULL) out = stderr;
-  fprintf(out, "wall %.6f maxrss %ld\n", wall, ru.ru_maxrss * 1024L);
+  double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+  fprintf(out, "wall %.6f maxrss %ld cpu %.6f\n", wall, ru.ru_maxrss * 1024L, cpu);
   fflush(out);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

@@ -68,6 +68,8 @@ MT_HIDDEN double mt__prof_one_minus_exp_neg(double x);
 typedef struct mt_stack_cache_entry {
   uintptr_t ip0, sp0;                 /* return address into the program, its stack pointer */
   uint32_t n;
+  uint32_t stack;                     /* its number in the stack table, valid while */
+  uint64_t stack_gen, stack_tid;      /* the table's generation and the thread are these */
   uintptr_t pcs[MT_PROF_MAX_FRAMES];  /* as recorded (return address - 1) */
   uintptr_t cfa[MT_PROF_MAX_FRAMES];  /* stack pointer of frame k: pcs[k] + 1 sits just below it */
 } mt_stack_cache_entry;

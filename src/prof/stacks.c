@@ -58,6 +58,7 @@ static mt_stack_index *_Atomic mt_index;        /* grows with the table: RSS fol
 static uintptr_t *mt_pool;                      /* [MT_POOL_MAX] */
 static size_t mt_nstacks, mt_pool_used;
 static int64_t mt_catch_all = -1;               /* the stack charged once the table is full */
+static _Atomic uint64_t mt_stacks_gen = 1;      /* bumped when the table is emptied (fork) */
 static uint64_t mt_prof_start_ns, mt_window_start_ns;
 
 /* live sampled blocks: open addressing, address -> stack and weights */
@@ -227,7 +228,8 @@ static uint64_t mt_hash_stack(const uintptr_t *pcs, int n, uint64_t tid) {
 
 static bool mt_stack_is(const mt_stack_rec *st, const uintptr_t *pcs, int n, uint64_t tid, const char *region,
                         uint64_t h) {
-  return st->hash == h && st->npcs == (uint32_t)n && st->tid == tid && strcmp(st->region, region) == 0 &&
+  return st->hash == h && st->npcs == (uint32_t)n && st->tid == tid && st->region[0] == region[0] &&
+         (region[0] == 0 || strcmp(st->region, region) == 0) &&
          memcmp(&mt_pool[st->pcs_at], pcs, sizeof(uintptr_t) * (size_t)n) == 0;
 }
 
@@ -389,9 +391,16 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
   uintptr_t pcs[MT_PROF_MAX_FRAMES], cfa[MT_PROF_MAX_FRAMES];
   struct mt_unwind u = {pcs, NULL, 0, MT_PROF_MAX_FRAMES, mt_self_hi != 0};
   mt_stack_cache_entry *e = NULL;
+  int64_t s;
   if (cache != NULL && ip0 != 0 && mt_self_hi != 0 && (ip0 < mt_self_lo || ip0 >= mt_self_hi)) {
     e = &cache->e[((ip0 ^ (sp0 >> 4)) * 0x9e3779b97f4a7c15ULL) >> 60];
     if (e->ip0 == ip0 && e->sp0 == sp0 && e->n > 0 && mt_cache_valid(e)) {
+      /* the same stack as last time: its number too, unless the table was
+       * reset since (fork) or the label differs */
+      if (e->stack_gen == mt_load(&mt_stacks_gen) && e->stack_tid == tid && region[0] == 0) {
+        s = (int64_t)e->stack;
+        goto found;
+      }
       memcpy(pcs, e->pcs, sizeof(uintptr_t) * e->n);
       u.n = (int)e->n;
       goto unwound;
@@ -403,12 +412,30 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
     e->ip0 = ip0;
     e->sp0 = sp0;
     e->n = (uint32_t)u.n;
+    e->stack_gen = 0; /* its number is not known yet */
     memcpy(e->pcs, pcs, sizeof(uintptr_t) * (size_t)u.n);
     memcpy(e->cfa, cfa, sizeof(uintptr_t) * (size_t)u.n);
   } else if (e != NULL) {
     e->n = 0;
   }
 unwound:;
+  uint64_t h = mt_hash_stack(pcs, u.n, tid);
+  for (const char *c = region; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
+  mt_stack_index *ix = atomic_load_explicit(&mt_index, memory_order_acquire);
+  if (ix == NULL) return;
+  uint64_t gen = mt_load(&mt_stacks_gen);
+  s = mt_stack_find(ix, pcs, u.n, tid, region, h);
+  if (s < 0) {
+    pthread_mutex_lock(&mt_prof_mutex);
+    s = mt_stack_add(pcs, u.n, tid, region, h);
+    pthread_mutex_unlock(&mt_prof_mutex);
+  }
+  if (e != NULL && e->n > 0 && region[0] == 0) {
+    e->stack = (uint32_t)s;
+    e->stack_tid = tid;
+    e->stack_gen = gen;
+  }
+found:;
   /* the countdown charged `counted` bytes: that sets the probability */
   int64_t objects = (int64_t)MT_FIX, bytes = (int64_t)((double)size * MT_FIX);
   if (mt__prof_rate > 1) {
@@ -418,16 +445,6 @@ unwound:;
       objects = (int64_t)(w + 0.5);
       bytes = (int64_t)((double)size * w + 0.5);
     }
-  }
-  uint64_t h = mt_hash_stack(pcs, u.n, tid);
-  for (const char *c = region; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
-  mt_stack_index *ix = atomic_load_explicit(&mt_index, memory_order_acquire);
-  if (ix == NULL) return;
-  int64_t s = mt_stack_find(ix, pcs, u.n, tid, region, h);
-  if (s < 0) {
-    pthread_mutex_lock(&mt_prof_mutex);
-    s = mt_stack_add(pcs, u.n, tid, region, h);
-    pthread_mutex_unlock(&mt_prof_mutex);
   }
   _Atomic int64_t *fig = mt_stacks[s].fig;
   atomic_fetch_add_explicit(&fig[MT_ALLOC_OBJECTS], objects, memory_order_relaxed);
@@ -504,6 +521,7 @@ void mt__prof_reset(void) {
   for (uint32_t i = 0; i < ix->slots; i++) mt_store(&ix->slot[i], 0);
   mt_nstacks = mt_pool_used = 0;
   mt_catch_all = -1;
+  mt_store(&mt_stacks_gen, mt_load(&mt_stacks_gen) + 1); /* stack numbers in stack caches are stale */
   mt_prof_start_ns = mt_window_start_ns = mt__os_now_ns();
 }
 

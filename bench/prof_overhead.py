@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""prof_overhead.py -- what the profiler at its default rate costs over the benchmark suite.
+
+Each benchmark runs in pairs: once with MEMTALLY_PROF=0 and once with the
+profiler at its default rate, back to back (the order alternates from pair to
+pair), so both runs of a pair see the same machine. A pair gives one ratio,
+profiled over unprofiled, of wall time and of CPU time (user + system); each
+benchmark's figure is the median of its pair ratios, and the suite's figure
+the geometric mean of those medians. The spread printed beside it is a 90 %
+bootstrap interval of that geometric mean (pairs resampled per benchmark).
+
+usage: prof_overhead.py [--build DIR] [--pairs N] [--scale X] [--only NAMES] [--env K=V ...]
+"""
+import argparse
+import math
+import os
+import random
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (the benchmark list and the launcher)
+
+
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def bootstrap(per_bench, draws=2000, seed=1):
+    """90 % interval of the geometric mean of per-benchmark median ratios."""
+    rng = random.Random(seed)
+    means = []
+    for _ in range(draws):
+        meds = [statistics.median([rng.choice(r) for _ in r]) for r in per_bench]
+        means.append(geomean(meds))
+    means.sort()
+    return means[int(0.05 * draws)], means[int(0.95 * draws) - 1]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--pairs", type=int, default=15)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--env", action="append", default=[],
+                    help="K=V added to the profiled runs, e.g. MEMTALLY_PROF_RATE=65536")
+    opt = ap.parse_args()
+    lib = os.path.join(opt.build, "libmemtally.so")
+    runner = os.path.join(opt.build, "bench", "runone")
+    off = {"MEMTALLY_PROF": "0"}
+    on = dict(kv.split("=", 1) for kv in opt.env)
+    benches = [b for b in run.BENCHES if not opt.only or b[0] in opt.only.split(",")]
+    wall = {b[0]: [] for b in benches}
+    cpu = {b[0]: [] for b in benches}
+    for i in range(opt.pairs):
+        for bench in benches:
+            name, prog, extra, first = bench[0], bench[1], bench[2], list(bench[3:])
+            args = first + [str(opt.scale)] + extra
+            res = {}
+            for label, env in (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off)):
+                w, _, checksum, c = run.run_one(runner, os.path.join(opt.build, "bench", prog), args, lib, env)
+                res[label] = (w, c, checksum)
+            if res["on"][2] != res["off"][2]:
+                print(f"ERROR: {name}: checksum differs with the profiler on", file=sys.stderr)
+                return 1
+            wall[name].append(res["on"][0] / res["off"][0])
+            cpu[name].append(res["on"][1] / res["off"][1])
+        print(f"pair {i + 1}/{opt.pairs} done", file=sys.stderr)
+
+    label = " ".join(opt.env) if opt.env else "default rate"
+    print(f"**Profiler overhead** ({label} / MEMTALLY_PROF=0; median of {opt.pairs} back-to-back pairs, "
+          f"×: ratio, lower is better)")
+    print()
+    print("| benchmark | wall time | wall min–max | CPU time | CPU min–max |")
+    print("|---|---|---|---|---|")
+    for b in benches:
+        w, c = wall[b[0]], cpu[b[0]]
+        print(f"| {b[0]} | ×{statistics.median(w):.3f} | ×{min(w):.2f}–×{max(w):.2f} | "
+              f"×{statistics.median(c):.3f} | ×{min(c):.2f}–×{max(c):.2f} |")
+    for what, data in (("wall time", wall), ("CPU time", cpu)):
+        per = [data[b[0]] for b in benches]
+        g = geomean([statistics.median(r) for r in per])
+        lo, hi = bootstrap(per)
+        print(f"| **geometric mean, {what}** | **×{g:.3f}** | 90% interval ×{lo:.3f}–×{hi:.3f} | | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
