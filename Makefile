@@ -5,6 +5,7 @@ CHECK_PKGS := cmake make gcc g++ clang libclang-rt-14-dev zlib1g-dev python3 sql
   chromium libgoogle-perftools-dev
 BENCH_PKGS := libmimalloc2.0 libjemalloc2 libgoogle-perftools-dev heaptrack valgrind libtalloc-dev
 ROUNDS ?= 5
+PAIRS ?= 15
 SOAK_MINUTES ?= 10
 
 .PHONY: all build check bench soak demo fuzz clean deps-check deps-bench
@@ -28,6 +29,11 @@ check: build
 # Run the benchmark suite under memtally, glibc, mimalloc, jemalloc, tcmalloc.
 bench: deps-bench build
 	@python3 bench/run.py --build $(BUILD) --rounds $(ROUNDS) --markdown $(BUILD)/bench.md
+	@echo "== the profiler at its default rate: memtally, then jemalloc's and tcmalloc's own samplers at 512 KiB"
+	@python3 bench/prof_overhead.py --build $(BUILD) --pairs $(PAIRS) | tee $(BUILD)/prof-overhead.md
+	@python3 bench/prof_overhead.py --build $(BUILD) --pairs $(PAIRS) --alloc jemalloc | tee -a $(BUILD)/prof-overhead.md
+	@python3 bench/prof_overhead.py --build $(BUILD) --pairs $(PAIRS) --alloc tcmalloc | tee -a $(BUILD)/prof-overhead.md
+	@python3 bench/prof_overhead.py --build $(BUILD) --instructions --scale 0.1 | tee -a $(BUILD)/prof-overhead.md
 	@echo "== profiling every allocation: memtally (rate 1) against heaptrack and jemalloc's profiler"
 	@python3 bench/run.py --build $(BUILD) --rounds 3 --scale 0.1 --only cfrac,espresso,mixed,rptest-2t \
 	  --allocs mt-noprof,mt-rate1,jemalloc-prof,heaptrack --base mt-rate1 --markdown $(BUILD)/bench-prof.md

@@ -9,17 +9,34 @@ benchmark's figure is the median of its pair ratios, and the suite's figure
 the geometric mean of those medians. The spread printed beside it is a 90 %
 bootstrap interval of that geometric mean (pairs resampled per benchmark).
 
+With --instructions it counts instead of timing: each benchmark runs once
+each way under valgrind's callgrind, and the ratio is of instructions
+executed, exact and free of the machine's noise (callgrind runs threads one
+at a time, so it sees the work added, not contention).
+
+With --alloc jemalloc or tcmalloc the same pairs measure a peer's own
+sampling profiler at the same mean interval of 512 KiB: jemalloc with
+MALLOC_CONF=prof:true (its default lg_prof_sample is 19) against jemalloc
+without it, and gperftools' tcmalloc with TCMALLOC_SAMPLE_PARAMETER=524288
+against tcmalloc without sampling.
+
 usage: prof_overhead.py [--build DIR] [--pairs N] [--scale X] [--only NAMES] [--env K=V ...]
+                        [--alloc memtally|jemalloc|tcmalloc] [--instructions]
 """
 import argparse
 import math
 import os
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the benchmark list and the launcher)
+
+
+SPINNING = {"prodcons"}  # benchmarks whose instruction counts measure waiting, not work
 
 
 def geomean(xs):
@@ -37,6 +54,42 @@ def bootstrap(per_bench, draws=2000, seed=1):
     return means[int(0.05 * draws)], means[int(0.95 * draws) - 1]
 
 
+def instructions(prog, args, lib, env_extra):
+    """Instructions callgrind counts for one run of prog under lib."""
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = lib
+    env.update(env_extra)
+    with tempfile.NamedTemporaryFile(suffix=".cg") as out:
+        p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out.name, prog] + args,
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"{prog} under callgrind: status {p.returncode}: {p.stderr[-500:]}")
+        for line in open(out.name):
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{prog}: no instruction total from callgrind")
+
+
+def count_main(opt, benches, lib, off, on):
+    print(f"**Profiler overhead in instructions** (callgrind, scale {opt.scale}; ×: profiled / MEMTALLY_PROF=0)")
+    print()
+    print("| benchmark | MEMTALLY_PROF=0 | profiled | ratio |")
+    print("|---|---|---|---|")
+    ratios = []
+    for bench in benches:
+        name, prog, extra, first = bench[0], bench[1], bench[2], list(bench[3:])
+        if name in SPINNING:
+            print(f"| {name} | | | left out: its threads wait by spinning, so the count follows scheduling |")
+            continue
+        args = first + [str(opt.scale)] + extra
+        path = os.path.join(opt.build, "bench", prog)
+        a, b = instructions(path, args, lib, off), instructions(path, args, lib, on)
+        ratios.append(b / a)
+        print(f"| {name} | {a:,} | {b:,} | ×{b / a:.4f} |", flush=True)
+    print(f"| **geometric mean** | | | **×{geomean(ratios):.4f}** |")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build")
@@ -45,12 +98,23 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--env", action="append", default=[],
                     help="K=V added to the profiled runs, e.g. MEMTALLY_PROF_RATE=65536")
+    ap.add_argument("--instructions", action="store_true", help="count instructions under callgrind instead")
+    ap.add_argument("--alloc", default="memtally", choices=["memtally", "jemalloc", "tcmalloc"])
     opt = ap.parse_args()
-    lib = os.path.join(opt.build, "libmemtally.so")
     runner = os.path.join(opt.build, "bench", "runone")
-    off = {"MEMTALLY_PROF": "0"}
     on = dict(kv.split("=", 1) for kv in opt.env)
+    if opt.alloc == "memtally":
+        lib, off = os.path.join(opt.build, "libmemtally.so"), {"MEMTALLY_PROF": "0"}
+    else:
+        lib = run.find_lib(["libjemalloc.so.2"] if opt.alloc == "jemalloc" else ["libtcmalloc.so.4"])
+        if lib is None:
+            print(f"{opt.alloc} is not installed (make deps-bench)", file=sys.stderr)
+            return 1
+        off = {}
+        on.update({"MALLOC_CONF": "prof:true"} if opt.alloc == "jemalloc" else {"TCMALLOC_SAMPLE_PARAMETER": "524288"})
     benches = [b for b in run.BENCHES if not opt.only or b[0] in opt.only.split(",")]
+    if opt.instructions:
+        return count_main(opt, benches, lib, off, on)
     wall = {b[0]: [] for b in benches}
     cpu = {b[0]: [] for b in benches}
     for i in range(opt.pairs):
@@ -68,8 +132,11 @@ def main():
             cpu[name].append(res["on"][1] / res["off"][1])
         print(f"pair {i + 1}/{opt.pairs} done", file=sys.stderr)
 
-    label = " ".join(opt.env) if opt.env else "default rate"
-    print(f"**Profiler overhead** ({label} / MEMTALLY_PROF=0; median of {opt.pairs} back-to-back pairs, "
+    if opt.alloc == "memtally":
+        label = "memtally, " + (" ".join(opt.env) if opt.env else "default rate") + " / MEMTALLY_PROF=0"
+    else:
+        label = f"{opt.alloc}, " + " ".join(f"{k}={v}" for k, v in on.items()) + f" / {opt.alloc} unprofiled"
+    print(f"**Profiler overhead** ({label}; median of {opt.pairs} back-to-back pairs, "
           f"×: ratio, lower is better)")
     print()
     print("| benchmark | wall time | wall min–max | CPU time | CPU min–max |")
