@@ -30,10 +30,11 @@ check: build
 bench: deps-bench build
 	@python3 bench/run.py --build $(BUILD) --rounds $(ROUNDS) --markdown $(BUILD)/bench.md
 	@echo "== the profiler at its default rate: memtally, then jemalloc's and tcmalloc's own samplers at 512 KiB"
-	@python3 bench/prof_overhead.py --build $(BUILD) --pairs $(PAIRS) | tee $(BUILD)/prof-overhead.md
-	@python3 bench/prof_overhead.py --build $(BUILD) --pairs $(PAIRS) --alloc jemalloc | tee -a $(BUILD)/prof-overhead.md
-	@python3 bench/prof_overhead.py --build $(BUILD) --pairs $(PAIRS) --alloc tcmalloc | tee -a $(BUILD)/prof-overhead.md
-	@python3 bench/prof_overhead.py --build $(BUILD) --instructions --scale 0.1 | tee -a $(BUILD)/prof-overhead.md
+	@rm -f $(BUILD)/prof-overhead.md
+	@python3 bench/prof_overhead.py --build $(BUILD) --pairs $(PAIRS) --markdown $(BUILD)/prof-overhead.md
+	@python3 bench/prof_overhead.py --build $(BUILD) --pairs $(PAIRS) --alloc jemalloc --markdown $(BUILD)/prof-overhead.md
+	@python3 bench/prof_overhead.py --build $(BUILD) --pairs $(PAIRS) --alloc tcmalloc --markdown $(BUILD)/prof-overhead.md
+	@python3 bench/prof_overhead.py --build $(BUILD) --instructions --scale 0.1 --markdown $(BUILD)/prof-overhead.md
 	@echo "== profiling every allocation: memtally (rate 1) against heaptrack and jemalloc's profiler"
 	@python3 bench/run.py --build $(BUILD) --rounds 3 --scale 0.1 --only cfrac,espresso,mixed,rptest-2t \
 	  --allocs mt-noprof,mt-rate1,jemalloc-prof,heaptrack --base mt-rate1 --markdown $(BUILD)/bench-prof.md

@@ -39,6 +39,15 @@ import run  # noqa: E402  (the benchmark list and the launcher)
 SPINNING = {"prodcons"}  # benchmarks whose instruction counts measure waiting, not work
 
 
+OUT = []
+
+
+def out(line=""):
+    """Print a line of the report and keep it for --markdown."""
+    print(line, flush=True)
+    OUT.append(line)
+
+
 def geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
@@ -71,22 +80,22 @@ def instructions(prog, args, lib, env_extra):
 
 
 def count_main(opt, benches, lib, off, on):
-    print(f"**Profiler overhead in instructions** (callgrind, scale {opt.scale}; ×: profiled / MEMTALLY_PROF=0)")
-    print()
-    print("| benchmark | MEMTALLY_PROF=0 | profiled | ratio |")
-    print("|---|---|---|---|")
+    out(f"**Profiler overhead in instructions** (callgrind, scale {opt.scale}; ×: profiled / MEMTALLY_PROF=0)")
+    out()
+    out("| benchmark | MEMTALLY_PROF=0 | profiled | ratio |")
+    out("|---|---|---|---|")
     ratios = []
     for bench in benches:
         name, prog, extra, first = bench[0], bench[1], bench[2], list(bench[3:])
         if name in SPINNING:
-            print(f"| {name} | | | left out: its threads wait by spinning, so the count follows scheduling |")
+            out(f"| {name} | | | left out: its threads wait by spinning, so the count follows scheduling |")
             continue
         args = first + [str(opt.scale)] + extra
         path = os.path.join(opt.build, "bench", prog)
         a, b = instructions(path, args, lib, off), instructions(path, args, lib, on)
         ratios.append(b / a)
-        print(f"| {name} | {a:,} | {b:,} | ×{b / a:.4f} |", flush=True)
-    print(f"| **geometric mean** | | | **×{geomean(ratios):.4f}** |")
+        out(f"| {name} | {a:,} | {b:,} | ×{b / a:.4f} |")
+    out(f"| **geometric mean** | | | **×{geomean(ratios):.4f}** |")
     return 0
 
 
@@ -100,8 +109,8 @@ def main():
                     help="K=V added to the profiled runs, e.g. MEMTALLY_PROF_RATE=65536")
     ap.add_argument("--instructions", action="store_true", help="count instructions under callgrind instead")
     ap.add_argument("--alloc", default="memtally", choices=["memtally", "jemalloc", "tcmalloc"])
+    ap.add_argument("--markdown", default="", help="also append the report to this file")
     opt = ap.parse_args()
-    runner = os.path.join(opt.build, "bench", "runone")
     on = dict(kv.split("=", 1) for kv in opt.env)
     if opt.alloc == "memtally":
         lib, off = os.path.join(opt.build, "libmemtally.so"), {"MEMTALLY_PROF": "0"}
@@ -113,8 +122,15 @@ def main():
         off = {}
         on.update({"MALLOC_CONF": "prof:true"} if opt.alloc == "jemalloc" else {"TCMALLOC_SAMPLE_PARAMETER": "524288"})
     benches = [b for b in run.BENCHES if not opt.only or b[0] in opt.only.split(",")]
-    if opt.instructions:
-        return count_main(opt, benches, lib, off, on)
+    rc = count_main(opt, benches, lib, off, on) if opt.instructions else time_main(opt, benches, lib, off, on)
+    if rc == 0 and opt.markdown:
+        with open(opt.markdown, "a") as f:
+            f.write("\n".join(OUT) + "\n\n")
+    return rc
+
+
+def time_main(opt, benches, lib, off, on):
+    runner = os.path.join(opt.build, "bench", "runone")
     wall = {b[0]: [] for b in benches}
     cpu = {b[0]: [] for b in benches}
     for i in range(opt.pairs):
@@ -136,20 +152,20 @@ def main():
         label = "memtally, " + (" ".join(opt.env) if opt.env else "default rate") + " / MEMTALLY_PROF=0"
     else:
         label = f"{opt.alloc}, " + " ".join(f"{k}={v}" for k, v in on.items()) + f" / {opt.alloc} unprofiled"
-    print(f"**Profiler overhead** ({label}; median of {opt.pairs} back-to-back pairs, "
+    out(f"**Profiler overhead** ({label}; median of {opt.pairs} back-to-back pairs, "
           f"×: ratio, lower is better)")
-    print()
-    print("| benchmark | wall time | wall min–max | CPU time | CPU min–max |")
-    print("|---|---|---|---|---|")
+    out()
+    out("| benchmark | wall time | wall min–max | CPU time | CPU min–max |")
+    out("|---|---|---|---|---|")
     for b in benches:
         w, c = wall[b[0]], cpu[b[0]]
-        print(f"| {b[0]} | ×{statistics.median(w):.3f} | ×{min(w):.2f}–×{max(w):.2f} | "
+        out(f"| {b[0]} | ×{statistics.median(w):.3f} | ×{min(w):.2f}–×{max(w):.2f} | "
               f"×{statistics.median(c):.3f} | ×{min(c):.2f}–×{max(c):.2f} |")
     for what, data in (("wall time", wall), ("CPU time", cpu)):
         per = [data[b[0]] for b in benches]
         g = geomean([statistics.median(r) for r in per])
         lo, hi = bootstrap(per)
-        print(f"| **geometric mean, {what}** | **×{g:.3f}** | 90% interval ×{lo:.3f}–×{hi:.3f} | | |")
+        out(f"| **geometric mean, {what}** | **×{g:.3f}** | 90% interval ×{lo:.3f}–×{hi:.3f} | | |")
     return 0
 
 

@@ -167,12 +167,6 @@ def main():
         lines.append("")
 
     table("Wall time", times, lambda v: f"{v:.3f} s")
-    if "memtally" in names and "mt-noprof" in names:
-        r = [statistics.median(times[(b[0], "memtally")]) / statistics.median(times[(b[0], "mt-noprof")])
-             for b in benches]
-        lines.append(f"Profiler at its default rate (memtally / mt-noprof): geometric mean ×{geomean(r):.3f}, "
-                     f"range ×{min(r):.3f}–×{max(r):.3f}")
-        lines.append("")
     table("Peak RSS", rss, lambda v: f"{v / 1048576:.1f} MiB")
     lines.append(f"Ranges (min–max of {opt.rounds} rounds), time in s / peak RSS in MiB:")
     lines.append("")
