@@ -124,10 +124,36 @@ def accuracy(rate_env, scale, tol):
         check(total / 524288 >= 2000 * 0.9, f"enough samples: about {total / 524288:.0f}")
 
 
+def entries(rate_env, scale, tol):
+    """Sites reached through calloc, posix_memalign, aligned_alloc and realloc: each one's
+    figures must be its own (the stack cache must not hand one site's stack to another)."""
+    run("entries", rate_env, str(scale))
+    path = one("prof.*.exit.pb.gz")
+    if not path:
+        return
+    got, _ = read_raw(path)
+    n = int(200000 * scale)
+    want = {"site_calloc": [n, n * 4096], "site_memalign": [n, n * 8192], "site_aligned": [n, n * 2048],
+            "site_realloc": [2 * n, n * (16 + 16384)]}
+    for site, w in want.items():
+        g = got.get(site, [0, 0, 0, 0])
+        if tol:
+            check(within(g[1], w[1], tol), f"{site} alloc_space: {g[1]} vs {w[1]} ({(g[1] - w[1]) / w[1]:+.1%})")
+        else:
+            check(g[:2] == w, f"{site} alloc_objects, alloc_space: {g[:2]} == {w}")
+    others = sum(v[1] for k, v in got.items() if k not in want)
+    check(others <= 0.02 * sum(w[1] for w in want.values()), f"bytes charged elsewhere: {others}")
+
+
 if CASE == "accuracy":
     accuracy({}, 1.0, 0.10)
 elif CASE == "exact":
     accuracy({"MEMTALLY_PROF_RATE": "1"}, 0.01, 0)
+elif CASE == "entries":
+    entries({}, 2.0, 0.10)  # at least 3200 samples a site: a standard error under 2 %
+    for f in glob.glob(os.path.join(work, "prof.*")):
+        os.unlink(f)
+    entries({"MEMTALLY_PROF_RATE": "1"}, 0.01, 0)
 elif CASE == "top":
     run("accuracy", {}, "0.25")
     path = one("prof.*.exit.pb.gz")

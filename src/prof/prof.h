@@ -73,8 +73,25 @@ typedef struct mt_stack_cache_entry {
   uintptr_t pcs[MT_PROF_MAX_FRAMES];  /* as recorded (return address - 1) */
   uintptr_t cfa[MT_PROF_MAX_FRAMES];  /* stack pointer of frame k: pcs[k] + 1 sits just below it */
 } mt_stack_cache_entry;
+/* Entry points that reach the hook through calls rather than tail calls
+ * (calloc, posix_memalign, a growing realloc, ...) give a return address
+ * inside memtally. Its frames between the hook and the program have fixed
+ * sizes, so once unwound they are remembered by that return address: the
+ * return address of each of them (checked in its slot, relative to the
+ * hook's CFA) and where the program's return address sits. The program's
+ * return address and stack pointer then key the cache as for malloc. */
+#define MT_SELF_PATHS 8
+#define MT_SELF_FRAMES 6
+typedef struct mt_self_path {
+  uintptr_t ip0;                      /* return address into memtally of the hook's caller; 0 unused */
+  uint32_t n;                         /* memtally frames checked */
+  uint32_t app_off;                   /* program's return address at sp0 + app_off - 8 */
+  uint32_t off[MT_SELF_FRAMES];       /* memtally frame j's return address ra[j] at sp0 + off[j] - 8 */
+  uintptr_t ra[MT_SELF_FRAMES];
+} mt_self_path;
 typedef struct mt_stack_cache {
   mt_stack_cache_entry e[MT_STACK_CACHE];
+  mt_self_path self[MT_SELF_PATHS];
 } mt_stack_cache;
 
 /* Record a sampled allocation of size bytes at block (taken from a sampled

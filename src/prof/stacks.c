@@ -196,19 +196,30 @@ int64_t mt__prof_next_interval(uint64_t *rng) {
   return d > 4e18 ? (int64_t)4e18 : (int64_t)d;
 }
 
+#define MT_SELF_SEEN 16
 struct mt_unwind {
   uintptr_t *pcs;
   uintptr_t *cfa; /* stack pointer of each recorded frame (the callee's CFA), or NULL */
   int n, max;
   int in_self; /* still in memtally's frames */
+  int nself;   /* memtally's frames passed, as return address and CFA (with cfa only) */
+  uintptr_t self_ip[MT_SELF_SEEN], self_cfa[MT_SELF_SEEN];
 };
+
+static bool mt_in_self(uintptr_t ip) { return ip >= mt_self_lo && ip < mt_self_hi; }
 
 static _Unwind_Reason_Code mt_unwind_step(struct _Unwind_Context *ctx, void *arg) {
   struct mt_unwind *u = arg;
   uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
   if (ip == 0) return _URC_END_OF_STACK;
   if (u->in_self) {
-    if (ip >= mt_self_lo && ip < mt_self_hi) return _URC_NO_REASON;
+    if (mt_in_self(ip)) {
+      if (u->cfa && u->nself < MT_SELF_SEEN) {
+        u->self_ip[u->nself] = ip;
+        u->self_cfa[u->nself++] = (uintptr_t)_Unwind_GetCFA(ctx);
+      }
+      return _URC_NO_REASON;
+    }
     u->in_self = 0;
   }
   if (u->cfa) u->cfa[u->n] = (uintptr_t)_Unwind_GetCFA(ctx);
@@ -380,6 +391,41 @@ static int mt_cache_valid(const mt_stack_cache_entry *e) {
   return 1;
 }
 
+#define MT_SELF_OFF_MAX 4096 /* memtally's own frames between the hook and the program stay below this */
+
+/* The program's return address and stack pointer above a known memtally
+ * path, or 0 when ip0/sp0 do not follow the path remembered for ip0. */
+static uintptr_t mt_self_path_follow(const mt_self_path *p, uintptr_t ip0, uintptr_t sp0, uintptr_t *sp) {
+  if (p->ip0 != ip0 || p->app_off == 0) return 0;
+  for (uint32_t j = 0; j < p->n; j++)
+    if (*(const uintptr_t *)(sp0 + p->off[j] - sizeof(uintptr_t)) != p->ra[j]) return 0;
+  uintptr_t ra = *(const uintptr_t *)(sp0 + p->app_off - sizeof(uintptr_t));
+  if (mt_in_self(ra)) return 0;
+  *sp = sp0 + p->app_off;
+  return ra;
+}
+
+/* After a full unwind from inside memtally: remember the frames from the
+ * hook's caller (ip0, at sp0) up to the program, if they are few and near. */
+static void mt_self_path_learn(mt_self_path *p, const struct mt_unwind *u, uintptr_t ip0, uintptr_t sp0) {
+  p->ip0 = 0;
+  int i = 0;
+  while (i < u->nself && u->self_ip[i] != ip0) i++;
+  /* frame i is the hook's caller itself: its return address is ip0, the key */
+  if (i == u->nself || u->n == 0 || u->nself - i - 1 > MT_SELF_FRAMES) return;
+  if (u->cfa[0] <= sp0 || u->cfa[0] - sp0 > MT_SELF_OFF_MAX) return;
+  uint32_t n = 0;
+  for (int j = i + 1; j < u->nself; j++) {
+    uintptr_t c = u->self_cfa[j];
+    if (c <= sp0 || c - sp0 > MT_SELF_OFF_MAX) return;
+    p->off[n] = (uint32_t)(c - sp0);
+    p->ra[n++] = u->self_ip[j];
+  }
+  p->n = n;
+  p->app_off = (uint32_t)(u->cfa[0] - sp0);
+  p->ip0 = ip0;
+}
+
 void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, const char *region, uintptr_t ip0,
                      uintptr_t sp0, mt_stack_cache *cache) {
   if (region == NULL) region = "";
@@ -389,10 +435,17 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
     atomic_store_explicit(&mt_self_known, 1, memory_order_release);
   }
   uintptr_t pcs[MT_PROF_MAX_FRAMES], cfa[MT_PROF_MAX_FRAMES];
-  struct mt_unwind u = {pcs, NULL, 0, MT_PROF_MAX_FRAMES, mt_self_hi != 0};
+  struct mt_unwind u = {pcs, NULL, 0, MT_PROF_MAX_FRAMES, mt_self_hi != 0, 0, {0}, {0}};
   mt_stack_cache_entry *e = NULL;
+  mt_self_path *path = NULL; /* the hook was called from inside memtally at ip0 */
+  uintptr_t self_ip0 = ip0, self_sp0 = sp0;
   int64_t s;
-  if (cache != NULL && ip0 != 0 && mt_self_hi != 0 && (ip0 < mt_self_lo || ip0 >= mt_self_hi)) {
+  if (cache != NULL && ip0 != 0 && mt_self_hi != 0 && mt_in_self(ip0)) {
+    path = &cache->self[(ip0 * 0x9e3779b97f4a7c15ULL) >> 61];
+    ip0 = mt_self_path_follow(path, ip0, sp0, &sp0); /* 0: unwind in full, then learn */
+    if (ip0 == 0) u.cfa = cfa;
+  }
+  if (cache != NULL && ip0 != 0 && mt_self_hi != 0 && !mt_in_self(ip0)) {
     e = &cache->e[((ip0 ^ (sp0 >> 4)) * 0x9e3779b97f4a7c15ULL) >> 60];
     if (e->ip0 == ip0 && e->sp0 == sp0 && e->n > 0 && mt_cache_valid(e)) {
       /* the same stack as last time: its number too, unless the table was
@@ -408,6 +461,12 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
     u.cfa = cfa;
   }
   _Unwind_Backtrace(mt_unwind_step, &u);
+  if (path != NULL && ip0 == 0 && u.n > 0) {
+    mt_self_path_learn(path, &u, self_ip0, self_sp0);
+    ip0 = pcs[0] + 1; /* and remember the program's part, keyed as for malloc */
+    sp0 = cfa[0];
+    e = &cache->e[((ip0 ^ (sp0 >> 4)) * 0x9e3779b97f4a7c15ULL) >> 60];
+  }
   if (e != NULL && u.n > 0 && pcs[0] + 1 == ip0) { /* the unwinder agrees: remember it */
     e->ip0 = ip0;
     e->sp0 = sp0;

@@ -6,7 +6,9 @@
  *   signal    allocates, raises SIGUSR2, waits for the profile to appear
  *   window    allocates at window_one_site, sleeps past the interval, then at window_two_site
  *   peak      builds 96 MiB at peak_site, frees it, allocates 8 MiB at after_peak_site
- *   dump      allocates and calls mt_prof_dump(argv[2]) */
+ *   dump      allocates and calls mt_prof_dump(argv[2])
+ *   entries   sites that allocate through calloc, posix_memalign, aligned_alloc and a growing
+ *             realloc, called in turn from one loop (the same stack depth for all) */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -75,6 +77,29 @@ __attribute__((noinline)) void *after_peak_site(void) {
   return p;
 }
 
+/* Entry points that reach the sampler through calls inside memtally, not tail calls. */
+__attribute__((noinline)) void site_calloc(void) { /* 4 KiB */
+  char *p = calloc(1, 4096);
+  KEEP(p);
+  free(p);
+}
+__attribute__((noinline)) void site_memalign(void) { /* 8 KiB, 64-byte aligned */
+  void *p = NULL;
+  if (posix_memalign(&p, 64, 8192) == 0) KEEP(p);
+  free(p);
+}
+__attribute__((noinline)) void site_aligned(void) { /* 2 KiB, 256-byte aligned */
+  void *p = aligned_alloc(256, 2048);
+  KEEP(p);
+  free(p);
+}
+__attribute__((noinline)) void site_realloc(void) { /* 16 B, then moved to 16 KiB */
+  char *p = malloc(16);
+  p = realloc(p, 16384);
+  KEEP(p);
+  free(p);
+}
+
 static int wait_for_file(const char *path, int ms) {
   for (int i = 0; i < ms / 10; i++) {
     if (access(path, F_OK) == 0) return 0;
@@ -95,6 +120,17 @@ int main(int argc, char **argv) {
     KEEP(s);
     printf("accuracy done\n");
     return 0; /* kept blocks stay live in the exit profile */
+  }
+  if (strcmp(mode, "entries") == 0) {
+    long n = (long)(200000 * scale);
+    for (long i = 0; i < n; i++) {
+      site_calloc();
+      site_memalign();
+      site_aligned();
+      site_realloc();
+    }
+    printf("entries done\n");
+    return 0;
   }
   if (strcmp(mode, "lib") == 0) {
     void *out[1000];
