@@ -435,7 +435,12 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
     atomic_store_explicit(&mt_self_known, 1, memory_order_release);
   }
   uintptr_t pcs[MT_PROF_MAX_FRAMES], cfa[MT_PROF_MAX_FRAMES];
-  struct mt_unwind u = {pcs, NULL, 0, MT_PROF_MAX_FRAMES, mt_self_hi != 0, 0, {0}, {0}};
+  struct mt_unwind u; /* field by field: the self arrays are written before they are read */
+  u.pcs = pcs;
+  u.cfa = NULL;
+  u.n = u.nself = 0;
+  u.max = MT_PROF_MAX_FRAMES;
+  u.in_self = mt_self_hi != 0;
   mt_stack_cache_entry *e = NULL;
   mt_self_path *path = NULL; /* the hook was called from inside memtally at ip0 */
   uintptr_t self_ip0 = ip0, self_sp0 = sp0;
