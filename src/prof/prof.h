@@ -64,7 +64,8 @@ MT_HIDDEN double mt__prof_one_minus_exp_neg(double x);
 /* Recently unwound stacks of one thread. An entry is reused when malloc is
  * called again from the same return address with the same stack pointer
  * and every return address it recorded is still in its stack slot. */
-#define MT_STACK_CACHE 16
+#define MT_STACK_CACHE_BITS 4
+#define MT_STACK_CACHE (1u << MT_STACK_CACHE_BITS)
 typedef struct mt_stack_cache_entry {
   uintptr_t ip0, sp0;                 /* return address into the program, its stack pointer */
   uint32_t n;

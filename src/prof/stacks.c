@@ -391,6 +391,10 @@ static int mt_cache_valid(const mt_stack_cache_entry *e) {
   return 1;
 }
 
+static mt_stack_cache_entry *mt_cache_slot(mt_stack_cache *cache, uintptr_t ip0, uintptr_t sp0) {
+  return &cache->e[((ip0 ^ (sp0 >> 4)) * 0x9e3779b97f4a7c15ULL) >> (64 - MT_STACK_CACHE_BITS)];
+}
+
 #define MT_SELF_OFF_MAX 4096 /* memtally's own frames between the hook and the program stay below this */
 
 /* The program's return address and stack pointer above a known memtally
@@ -451,7 +455,7 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
     if (ip0 == 0) u.cfa = cfa;
   }
   if (cache != NULL && ip0 != 0 && mt_self_hi != 0 && !mt_in_self(ip0)) {
-    e = &cache->e[((ip0 ^ (sp0 >> 4)) * 0x9e3779b97f4a7c15ULL) >> 60];
+    e = mt_cache_slot(cache, ip0, sp0);
     if (e->ip0 == ip0 && e->sp0 == sp0 && e->n > 0 && mt_cache_valid(e)) {
       /* the same stack as last time: its number too, unless the table was
        * reset since (fork) or the label differs */
@@ -470,7 +474,7 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
     mt_self_path_learn(path, &u, self_ip0, self_sp0);
     ip0 = pcs[0] + 1; /* and remember the program's part, keyed as for malloc */
     sp0 = cfa[0];
-    e = &cache->e[((ip0 ^ (sp0 >> 4)) * 0x9e3779b97f4a7c15ULL) >> 60];
+    e = mt_cache_slot(cache, ip0, sp0);
   }
   if (e != NULL && u.n > 0 && pcs[0] + 1 == ip0) { /* the unwinder agrees: remember it */
     e->ip0 = ip0;
