@@ -145,10 +145,38 @@ def entries(rate_env, scale, tol):
     check(others <= 0.02 * sum(w[1] for w in want.values()), f"bytes charged elsewhere: {others}")
 
 
+def callers(rate_env, scale, tol):
+    """One helper allocating for two callers at the same stack depth: each caller's stack
+    gets its own bytes (a cached stack must not be handed to the other caller)."""
+    run("callers", rate_env, str(scale))
+    path = one("prof.*.exit.pb.gz")
+    if not path:
+        return
+    _, stacks = read_raw(path)
+    out = pprof("-raw", path)
+    got = {"caller_a": 0, "caller_b": 0}
+    samples = re.findall(r"^\s*\d+\s+(\d+)\s+\d+\s+\d+:\s*([\d ]*)$", out, re.M)
+    for (space, _ids), names in zip(samples, stacks):
+        if len(names) > 1 and names[0] == "make_block" and names[1] in got:
+            got[names[1]] += int(space)
+    n = int(100000 * scale)
+    for caller, size in (("caller_a", 1000), ("caller_b", 3000)):
+        want = n * size
+        if tol:
+            check(within(got[caller], want, tol), f"{caller}: {got[caller]} vs {want}")
+        else:
+            check(got[caller] == want, f"{caller}: {got[caller]} == {want}")
+
+
 if CASE == "accuracy":
     accuracy({}, 1.0, 0.10)
 elif CASE == "exact":
     accuracy({"MEMTALLY_PROF_RATE": "1"}, 0.01, 0)
+elif CASE == "callers":
+    callers({}, 2.0, 0.10)
+    for f in glob.glob(os.path.join(work, "prof.*")):
+        os.unlink(f)
+    callers({"MEMTALLY_PROF_RATE": "1"}, 0.1, 0)
 elif CASE == "entries":
     entries({}, 2.0, 0.10)  # at least 3200 samples a site: a standard error under 2 %
     for f in glob.glob(os.path.join(work, "prof.*")):

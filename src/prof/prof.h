@@ -64,8 +64,10 @@ MT_HIDDEN double mt__prof_one_minus_exp_neg(double x);
 /* Recently unwound stacks of one thread. An entry is reused when malloc is
  * called again from the same return address with the same stack pointer
  * and every return address it recorded is still in its stack slot. */
-#define MT_STACK_CACHE_BITS 4
+#define MT_STACK_CACHE_BITS 5
 #define MT_STACK_CACHE (1u << MT_STACK_CACHE_BITS)
+#define MT_STACK_WAYS_BITS 2 /* a key may sit in any of 4 entries: callers that share */
+#define MT_STACK_WAYS (1u << MT_STACK_WAYS_BITS) /* a call site and stack depth coexist */
 typedef struct mt_stack_cache_entry {
   uintptr_t ip0, sp0;                 /* return address into the program, its stack pointer */
   uint32_t n;
@@ -92,6 +94,7 @@ typedef struct mt_self_path {
 } mt_self_path;
 typedef struct mt_stack_cache {
   mt_stack_cache_entry e[MT_STACK_CACHE];
+  uint32_t victim;                    /* which way of a full set is replaced next */
   mt_self_path self[MT_SELF_PATHS];
 } mt_stack_cache;
 

@@ -391,8 +391,19 @@ static int mt_cache_valid(const mt_stack_cache_entry *e) {
   return 1;
 }
 
-static mt_stack_cache_entry *mt_cache_slot(mt_stack_cache *cache, uintptr_t ip0, uintptr_t sp0) {
-  return &cache->e[((ip0 ^ (sp0 >> 4)) * 0x9e3779b97f4a7c15ULL) >> (64 - MT_STACK_CACHE_BITS)];
+/* The ways a key may sit in. Two callers of one function at the same depth
+ * give the same key with different stacks (add and mul both calling make,
+ * say); with one entry per key they would evict each other on every call. */
+static mt_stack_cache_entry *mt_cache_set(mt_stack_cache *cache, uintptr_t ip0, uintptr_t sp0) {
+  uint64_t h = (ip0 ^ (sp0 >> 4)) * 0x9e3779b97f4a7c15ULL;
+  return &cache->e[(h >> (64 - MT_STACK_CACHE_BITS + MT_STACK_WAYS_BITS)) * MT_STACK_WAYS];
+}
+
+/* The way of a set to fill: an empty one, else each in turn. */
+static mt_stack_cache_entry *mt_cache_victim(mt_stack_cache *cache, mt_stack_cache_entry *set) {
+  for (uint32_t w = 0; w < MT_STACK_WAYS; w++)
+    if (set[w].n == 0) return &set[w];
+  return &set[cache->victim++ % MT_STACK_WAYS];
 }
 
 #define MT_SELF_OFF_MAX 4096 /* memtally's own frames between the hook and the program stay below this */
@@ -455,8 +466,10 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
     if (ip0 == 0) u.cfa = cfa;
   }
   if (cache != NULL && ip0 != 0 && mt_self_hi != 0 && !mt_in_self(ip0)) {
-    e = mt_cache_slot(cache, ip0, sp0);
-    if (e->ip0 == ip0 && e->sp0 == sp0 && e->n > 0 && mt_cache_valid(e)) {
+    mt_stack_cache_entry *set = mt_cache_set(cache, ip0, sp0);
+    for (uint32_t w = 0; w < MT_STACK_WAYS; w++) {
+      e = &set[w];
+      if (e->ip0 != ip0 || e->sp0 != sp0 || e->n == 0 || !mt_cache_valid(e)) continue;
       /* the same stack as last time: its number too, unless the table was
        * reset since (fork) or the label differs */
       if (e->stack_gen == mt_load(&mt_stacks_gen) && e->stack_tid == tid && region[0] == 0) {
@@ -467,6 +480,7 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
       u.n = (int)e->n;
       goto unwound;
     }
+    e = mt_cache_victim(cache, set);
     u.cfa = cfa;
   }
   _Unwind_Backtrace(mt_unwind_step, &u);
@@ -474,7 +488,7 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
     mt_self_path_learn(path, &u, self_ip0, self_sp0);
     ip0 = pcs[0] + 1; /* and remember the program's part, keyed as for malloc */
     sp0 = cfa[0];
-    e = mt_cache_slot(cache, ip0, sp0);
+    e = mt_cache_victim(cache, mt_cache_set(cache, ip0, sp0));
   }
   if (e != NULL && u.n > 0 && pcs[0] + 1 == ip0) { /* the unwinder agrees: remember it */
     e->ip0 = ip0;

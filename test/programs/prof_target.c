@@ -7,6 +7,7 @@
  *   window    allocates at window_one_site, sleeps past the interval, then at window_two_site
  *   peak      builds 96 MiB at peak_site, frees it, allocates 8 MiB at after_peak_site
  *   dump      allocates and calls mt_prof_dump(argv[2])
+ *   callers   one allocating helper called in turn by two functions at the same stack depth
  *   entries   sites that allocate through calloc, posix_memalign, aligned_alloc and a growing
  *             realloc, called in turn from one loop (the same stack depth for all) */
 #define _GNU_SOURCE
@@ -100,6 +101,16 @@ __attribute__((noinline)) void site_realloc(void) { /* 16 B, then moved to 16 Ki
   free(p);
 }
 
+/* Two callers of one helper at the same depth: the helper's return address
+ * and stack pointer are the same for both, only the frames above differ. */
+__attribute__((noinline)) void *make_block(size_t n) {
+  void *p = malloc(n);
+  KEEP(p);
+  return p;
+}
+__attribute__((noinline)) void caller_a(void) { free(make_block(1000)); }
+__attribute__((noinline)) void caller_b(void) { free(make_block(3000)); }
+
 static int wait_for_file(const char *path, int ms) {
   for (int i = 0; i < ms / 10; i++) {
     if (access(path, F_OK) == 0) return 0;
@@ -120,6 +131,15 @@ int main(int argc, char **argv) {
     KEEP(s);
     printf("accuracy done\n");
     return 0; /* kept blocks stay live in the exit profile */
+  }
+  if (strcmp(mode, "callers") == 0) {
+    long n = (long)(100000 * scale);
+    for (long i = 0; i < n; i++) {
+      caller_a();
+      caller_b();
+    }
+    printf("callers done\n");
+    return 0;
   }
   if (strcmp(mode, "entries") == 0) {
     long n = (long)(200000 * scale);
