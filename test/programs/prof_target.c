@@ -108,8 +108,8 @@ __attribute__((noinline)) void *make_block(size_t n) {
   KEEP(p);
   return p;
 }
-__attribute__((noinline)) void caller_a(void) { free(make_block(1000)); }
-__attribute__((noinline)) void caller_b(void) { free(make_block(3000)); }
+__attribute__((noinline)) void caller_a(void) { free(make_block(4000)); }
+__attribute__((noinline)) void caller_b(void) { free(make_block(12000)); }
 
 static int wait_for_file(const char *path, int ms) {
   for (int i = 0; i < ms / 10; i++) {
