@@ -106,6 +106,16 @@ typedef struct mt_stack_cache {
  * allocation (its block size), which sets the sampling probability. */
 MT_HIDDEN void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, const char *region,
                                uintptr_t ip0, uintptr_t sp0, mt_stack_cache *cache);
+/* The stack of the allocation being sampled, into pcs (MT_PROF_MAX_FRAMES),
+ * without memtally's own frames: the number of frames, or -1 when the
+ * thread's cache already knows the stack's number in the table (*stack),
+ * which it does only for the table generation gen, the thread tid and
+ * unlabelled samples. *remember: the cache entry that holds this stack, to
+ * be given its number with mt__prof_remember, or NULL. ip0/sp0/cache as for
+ * mt__prof_record. */
+MT_HIDDEN int mt__prof_capture(uintptr_t *pcs, uintptr_t ip0, uintptr_t sp0, mt_stack_cache *cache, uint64_t tid,
+                               bool labelled, uint64_t gen, uint32_t *stack, mt_stack_cache_entry **remember);
+MT_HIDDEN void mt__prof_remember(mt_stack_cache_entry *e, uint32_t stack, uint64_t tid, uint64_t gen);
 /* A zeroed cache for a thread, or NULL. */
 MT_HIDDEN mt_stack_cache *mt__prof_cache_new(void);
 /* A block from a sampled page (or a huge block) is being freed. */

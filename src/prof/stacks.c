@@ -1,4 +1,4 @@
-/* stacks.c -- sampling: stack capture, the stack table and the table of live sampled blocks
+/* stacks.c -- sampling: intervals and weights, the stack table and the table of live sampled blocks
  *
  * Both tables live in memory mapped for the profiler alone, and neither
  * takes a lock shared by all threads on the paths of a sample:
@@ -13,13 +13,10 @@
  *   spin lock, so two threads meet on a lock only when their blocks hash
  *   to the same table. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
-#include <link.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
-#include <unwind.h>
 
 #include "../options.h"
 #include "../os/os.h"
@@ -95,27 +92,6 @@ static void mt_spin_lock(_Atomic int *l) {
 }
 
 static void mt_spin_unlock(_Atomic int *l) { atomic_store_explicit(l, 0, memory_order_release); }
-
-/* frames of memtally itself at the top of every stack are dropped */
-static uintptr_t mt_self_lo, mt_self_hi;
-
-static int mt_find_self(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size;
-  uintptr_t me = (uintptr_t)arg;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
-    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-    if (me >= lo && me < hi) {
-      /* linked into the program itself: no range to skip, keep every frame */
-      if (info->dlpi_name == NULL || info->dlpi_name[0] == 0) return 1;
-      mt_self_lo = lo;
-      mt_self_hi = hi;
-      return 1;
-    }
-  }
-  return 0;
-}
 
 static mt_stack_index *mt_index_new(uint32_t slots) {
   mt_stack_index *ix = mt__os_reserve(sizeof(mt_stack_index) + sizeof(uint32_t) * slots);
@@ -194,37 +170,6 @@ int64_t mt__prof_next_interval(uint64_t *rng) {
   double u = ((double)((x * 2685821657736338717ULL) >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
   double d = -mt__prof_ln(u) * mt__prof_rate;
   return d > 4e18 ? (int64_t)4e18 : (int64_t)d;
-}
-
-#define MT_SELF_SEEN 16
-struct mt_unwind {
-  uintptr_t *pcs;
-  uintptr_t *cfa; /* stack pointer of each recorded frame (the callee's CFA), or NULL */
-  int n, max;
-  int in_self; /* still in memtally's frames */
-  int nself;   /* memtally's frames passed, as return address and CFA (with cfa only) */
-  uintptr_t self_ip[MT_SELF_SEEN], self_cfa[MT_SELF_SEEN];
-};
-
-static bool mt_in_self(uintptr_t ip) { return ip >= mt_self_lo && ip < mt_self_hi; }
-
-static _Unwind_Reason_Code mt_unwind_step(struct _Unwind_Context *ctx, void *arg) {
-  struct mt_unwind *u = arg;
-  uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
-  if (ip == 0) return _URC_END_OF_STACK;
-  if (u->in_self) {
-    if (mt_in_self(ip)) {
-      if (u->cfa && u->nself < MT_SELF_SEEN) {
-        u->self_ip[u->nself] = ip;
-        u->self_cfa[u->nself++] = (uintptr_t)_Unwind_GetCFA(ctx);
-      }
-      return _URC_NO_REASON;
-    }
-    u->in_self = 0;
-  }
-  if (u->cfa) u->cfa[u->n] = (uintptr_t)_Unwind_GetCFA(ctx);
-  u->pcs[u->n++] = ip - 1; /* a return address: point into the call */
-  return u->n >= u->max ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
 static uint64_t mt_hash_stack(const uintptr_t *pcs, int n, uint64_t tid) {
@@ -375,148 +320,27 @@ static int mt_live_take(uintptr_t addr, mt_live *out) {
   return found;
 }
 
-static _Atomic int mt_self_known;
-
-mt_stack_cache *mt__prof_cache_new(void) { return mt__os_reserve(sizeof(mt_stack_cache)); }
-
-/* The cached stack still stands when each recorded return address is still
- * in the stack slot it was read from. Only slots between the caller's stack
- * pointer and a few MiB above it are read, all within the live stack. */
-static int mt_cache_valid(const mt_stack_cache_entry *e) {
-  for (uint32_t k = 1; k < e->n; k++) {
-    uintptr_t slot = e->cfa[k] - sizeof(uintptr_t);
-    if (slot < e->sp0 || slot - e->sp0 > ((uintptr_t)8 << 20)) return 0;
-    if (*(const uintptr_t *)slot != e->pcs[k] + 1) return 0;
-  }
-  return 1;
-}
-
-/* The ways a key may sit in. Two callers of one function at the same depth
- * give the same key with different stacks (add and mul both calling make,
- * say); with one entry per key they would evict each other on every call. */
-static mt_stack_cache_entry *mt_cache_set(mt_stack_cache *cache, uintptr_t ip0, uintptr_t sp0) {
-  uint64_t h = (ip0 ^ (sp0 >> 4)) * 0x9e3779b97f4a7c15ULL;
-  return &cache->e[(h >> (64 - MT_STACK_CACHE_BITS + MT_STACK_WAYS_BITS)) * MT_STACK_WAYS];
-}
-
-/* The way of a set to fill: an empty one, else each in turn. */
-static mt_stack_cache_entry *mt_cache_victim(mt_stack_cache *cache, mt_stack_cache_entry *set) {
-  for (uint32_t w = 0; w < MT_STACK_WAYS; w++)
-    if (set[w].n == 0) return &set[w];
-  return &set[cache->victim++ % MT_STACK_WAYS];
-}
-
-#define MT_SELF_OFF_MAX 4096 /* memtally's own frames between the hook and the program stay below this */
-
-/* The program's return address and stack pointer above a known memtally
- * path, or 0 when ip0/sp0 do not follow the path remembered for ip0. */
-static uintptr_t mt_self_path_follow(const mt_self_path *p, uintptr_t ip0, uintptr_t sp0, uintptr_t *sp) {
-  if (p->ip0 != ip0 || p->app_off == 0) return 0;
-  for (uint32_t j = 0; j < p->n; j++)
-    if (*(const uintptr_t *)(sp0 + p->off[j] - sizeof(uintptr_t)) != p->ra[j]) return 0;
-  uintptr_t ra = *(const uintptr_t *)(sp0 + p->app_off - sizeof(uintptr_t));
-  if (mt_in_self(ra)) return 0;
-  *sp = sp0 + p->app_off;
-  return ra;
-}
-
-/* After a full unwind from inside memtally: remember the frames from the
- * hook's caller (ip0, at sp0) up to the program, if they are few and near. */
-static void mt_self_path_learn(mt_self_path *p, const struct mt_unwind *u, uintptr_t ip0, uintptr_t sp0) {
-  p->ip0 = 0;
-  int i = 0;
-  while (i < u->nself && u->self_ip[i] != ip0) i++;
-  /* frame i is the hook's caller itself: its return address is ip0, the key */
-  if (i == u->nself || u->n == 0 || u->nself - i - 1 > MT_SELF_FRAMES) return;
-  if (u->cfa[0] <= sp0 || u->cfa[0] - sp0 > MT_SELF_OFF_MAX) return;
-  uint32_t n = 0;
-  for (int j = i + 1; j < u->nself; j++) {
-    uintptr_t c = u->self_cfa[j];
-    if (c <= sp0 || c - sp0 > MT_SELF_OFF_MAX) return;
-    p->off[n] = (uint32_t)(c - sp0);
-    p->ra[n++] = u->self_ip[j];
-  }
-  p->n = n;
-  p->app_off = (uint32_t)(u->cfa[0] - sp0);
-  p->ip0 = ip0;
-}
-
 void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, const char *region, uintptr_t ip0,
                      uintptr_t sp0, mt_stack_cache *cache) {
   if (region == NULL) region = "";
-  if (!atomic_load_explicit(&mt_self_known, memory_order_acquire)) {
-    /* at the first sample, not at start-up: the loader may still be busy then */
-    dl_iterate_phdr(mt_find_self, (void *)(uintptr_t)&mt__prof_init);
-    atomic_store_explicit(&mt_self_known, 1, memory_order_release);
-  }
-  uintptr_t pcs[MT_PROF_MAX_FRAMES], cfa[MT_PROF_MAX_FRAMES];
-  struct mt_unwind u; /* field by field: the self arrays are written before they are read */
-  u.pcs = pcs;
-  u.cfa = NULL;
-  u.n = u.nself = 0;
-  u.max = MT_PROF_MAX_FRAMES;
-  u.in_self = mt_self_hi != 0;
-  mt_stack_cache_entry *e = NULL;
-  mt_self_path *path = NULL; /* the hook was called from inside memtally at ip0 */
-  uintptr_t self_ip0 = ip0, self_sp0 = sp0;
-  int64_t s;
-  if (cache != NULL && ip0 != 0 && mt_self_hi != 0 && mt_in_self(ip0)) {
-    path = &cache->self[(ip0 * 0x9e3779b97f4a7c15ULL) >> 61];
-    ip0 = mt_self_path_follow(path, ip0, sp0, &sp0); /* 0: unwind in full, then learn */
-    if (ip0 == 0) u.cfa = cfa;
-  }
-  if (cache != NULL && ip0 != 0 && mt_self_hi != 0 && !mt_in_self(ip0)) {
-    mt_stack_cache_entry *set = mt_cache_set(cache, ip0, sp0);
-    for (uint32_t w = 0; w < MT_STACK_WAYS; w++) {
-      e = &set[w];
-      if (e->ip0 != ip0 || e->sp0 != sp0 || e->n == 0 || !mt_cache_valid(e)) continue;
-      /* the same stack as last time: its number too, unless the table was
-       * reset since (fork) or the label differs */
-      if (e->stack_gen == mt_load(&mt_stacks_gen) && e->stack_tid == tid && region[0] == 0) {
-        s = (int64_t)e->stack;
-        goto found;
-      }
-      memcpy(pcs, e->pcs, sizeof(uintptr_t) * e->n);
-      u.n = (int)e->n;
-      goto unwound;
-    }
-    e = mt_cache_victim(cache, set);
-    u.cfa = cfa;
-  }
-  _Unwind_Backtrace(mt_unwind_step, &u);
-  if (path != NULL && ip0 == 0 && u.n > 0) {
-    mt_self_path_learn(path, &u, self_ip0, self_sp0);
-    ip0 = pcs[0] + 1; /* and remember the program's part, keyed as for malloc */
-    sp0 = cfa[0];
-    e = mt_cache_victim(cache, mt_cache_set(cache, ip0, sp0));
-  }
-  if (e != NULL && u.n > 0 && pcs[0] + 1 == ip0) { /* the unwinder agrees: remember it */
-    e->ip0 = ip0;
-    e->sp0 = sp0;
-    e->n = (uint32_t)u.n;
-    e->stack_gen = 0; /* its number is not known yet */
-    memcpy(e->pcs, pcs, sizeof(uintptr_t) * (size_t)u.n);
-    memcpy(e->cfa, cfa, sizeof(uintptr_t) * (size_t)u.n);
-  } else if (e != NULL) {
-    e->n = 0;
-  }
-unwound:;
-  uint64_t h = mt_hash_stack(pcs, u.n, tid);
+  uintptr_t pcs[MT_PROF_MAX_FRAMES];
+  mt_stack_cache_entry *e;
+  uint32_t known;
+  uint64_t gen = mt_load(&mt_stacks_gen);
+  int n = mt__prof_capture(pcs, ip0, sp0, cache, tid, region[0] != 0, gen, &known, &e);
+  int64_t s = known;
+  if (n < 0) goto found; /* the cache knew the stack's number */
+  uint64_t h = mt_hash_stack(pcs, n, tid);
   for (const char *c = region; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
   mt_stack_index *ix = atomic_load_explicit(&mt_index, memory_order_acquire);
   if (ix == NULL) return;
-  uint64_t gen = mt_load(&mt_stacks_gen);
-  s = mt_stack_find(ix, pcs, u.n, tid, region, h);
+  s = mt_stack_find(ix, pcs, n, tid, region, h);
   if (s < 0) {
     pthread_mutex_lock(&mt_prof_mutex);
-    s = mt_stack_add(pcs, u.n, tid, region, h);
+    s = mt_stack_add(pcs, n, tid, region, h);
     pthread_mutex_unlock(&mt_prof_mutex);
   }
-  if (e != NULL && e->n > 0 && region[0] == 0) {
-    e->stack = (uint32_t)s;
-    e->stack_tid = tid;
-    e->stack_gen = gen;
-  }
+  if (e != NULL && region[0] == 0) mt__prof_remember(e, (uint32_t)s, tid, gen);
 found:;
   /* the countdown charged `counted` bytes: that sets the probability */
   int64_t objects = (int64_t)MT_FIX, bytes = (int64_t)((double)size * MT_FIX);
