@@ -27,7 +27,6 @@ typedef struct mt_prof_counts {
 } mt_prof_counts;
 
 typedef struct mt_prof_stack {
-  uint64_t hash;
   uint32_t npcs;
   uint32_t pcs_at;          /* index of the first pc in the pc pool */
   uint64_t tid;             /* thread that allocated (label) */
@@ -83,7 +82,8 @@ typedef struct mt_stack_cache_entry {
  * return address of each of them (checked in its slot, relative to the
  * hook's CFA) and where the program's return address sits. The program's
  * return address and stack pointer then key the cache as for malloc. */
-#define MT_SELF_PATHS 8
+#define MT_SELF_PATHS_BITS 3
+#define MT_SELF_PATHS (1u << MT_SELF_PATHS_BITS)
 #define MT_SELF_FRAMES 6
 typedef struct mt_self_path {
   uintptr_t ip0;                      /* return address into memtally of the hook's caller; 0 unused */
@@ -125,6 +125,8 @@ MT_HIDDEN int mt__prof_snapshot(mt_prof_snapshot *snap, bool window);
 MT_HIDDEN void mt__prof_snapshot_free(mt_prof_snapshot *snap);
 /* Forget everything (the child after fork). */
 MT_HIDDEN void mt__prof_reset(void);
+/* Fork: 0 takes every profiler lock before fork, 1 releases them in the
+ * parent after it (the child resets instead, mt__prof_reset). */
 MT_HIDDEN void mt__prof_locks(int what);
 /* Write a profile to path (temporary file, then rename). 0 or -1. */
 MT_HIDDEN int mt__prof_write(const char *path, bool window, const char *kind);

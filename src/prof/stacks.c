@@ -223,8 +223,10 @@ static uint32_t mt_stack_add(const uintptr_t *pcs, int n, uint64_t tid, const ch
       ix = bigger;
     }
   }
-  if (mt_nstacks >= MT_STACKS_MAX - 1 || (mt_nstacks + 1) * 2 > ix->slots || mt_pool_used + (size_t)n > MT_POOL_MAX) {
-    /* table full: charge to a catch-all stack with no frames and no thread */
+  bool full = mt_nstacks >= MT_STACKS_MAX - 1 || (mt_nstacks + 1) * 2 > ix->slots ||
+              mt_pool_used + (size_t)n > MT_POOL_MAX;
+  if (full) {
+    /* charge to a catch-all stack with no frames and no thread, made once */
     if (mt_catch_all >= 0) return (uint32_t)mt_catch_all;
     n = 0;
     tid = 0;
@@ -241,7 +243,7 @@ static uint32_t mt_stack_add(const uintptr_t *pcs, int n, uint64_t tid, const ch
   st->pcs_at = (uint32_t)mt_pool_used;
   memcpy(&mt_pool[mt_pool_used], pcs, sizeof(uintptr_t) * (size_t)n);
   mt_pool_used += (size_t)n;
-  if (n == 0 && tid == 0 && h == 1) mt_catch_all = idx;
+  if (full) mt_catch_all = idx;
   mt_index_put(ix, idx, h);
   return idx;
 }
@@ -384,7 +386,6 @@ int mt__prof_snapshot(mt_prof_snapshot *snap, bool window) {
   for (size_t i = 0; i < ns; i++) {
     mt_stack_rec *r = &mt_stacks[i];
     mt_prof_stack *o = &snap->stacks[i];
-    o->hash = r->hash;
     o->npcs = r->npcs;
     o->pcs_at = r->pcs_at;
     o->tid = r->tid;
@@ -431,15 +432,12 @@ void mt__prof_reset(void) {
   mt_prof_start_ns = mt_window_start_ns = mt__os_now_ns();
 }
 
-/* Fork: 0 takes every lock, 1 releases them (parent), 2 resets (child). */
 void mt__prof_locks(int what) {
   if (what == 0) {
     pthread_mutex_lock(&mt_prof_mutex);
     for (int i = 0; i < MT_LIVE_SHARDS; i++) mt_spin_lock(&mt_live_shards[i].lock);
-  } else if (what == 1) {
+  } else {
     for (int i = MT_LIVE_SHARDS - 1; i >= 0; i--) mt_spin_unlock(&mt_live_shards[i].lock);
     pthread_mutex_unlock(&mt_prof_mutex);
-  } else {
-    mt__prof_reset();
   }
 }

@@ -154,7 +154,7 @@ int mt__prof_capture(uintptr_t *pcs, uintptr_t ip0, uintptr_t sp0, mt_stack_cach
   mt_self_path *path = NULL; /* the hook was called from inside memtally at ip0 */
   uintptr_t self_ip0 = ip0, self_sp0 = sp0;
   if (cache != NULL && ip0 != 0 && mt_self_hi != 0 && mt_in_self(ip0)) {
-    path = &cache->self[(ip0 * 0x9e3779b97f4a7c15ULL) >> 61];
+    path = &cache->self[(ip0 * 0x9e3779b97f4a7c15ULL) >> (64 - MT_SELF_PATHS_BITS)];
     ip0 = mt_self_path_follow(path, ip0, sp0, &sp0); /* 0: unwind in full, then learn */
     if (ip0 == 0) u.cfa = cfa;
   }
