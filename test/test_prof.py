@@ -49,8 +49,8 @@ def pprof(*args):
     return p.stdout
 
 
-def read_raw(path):
-    """Per leaf function: [alloc_objects, alloc_space, inuse_objects, inuse_space]; and every stack."""
+def read_samples(path):
+    """Every sample as ([alloc_objects, alloc_space, inuse_objects, inuse_space], [function, ...])."""
     out = pprof("-raw", path)
     locs, samples, section = {}, [], None
     for line in out.splitlines():
@@ -71,15 +71,23 @@ def read_raw(path):
             m = re.match(r"^\s*(\d+): (0x[0-9a-f]+) M=\d+\s*(\S*)", line)
             if m:
                 locs[int(m.group(1))] = m.group(3)
+    return [(values, [locs.get(i, "") for i in ids]) for values, ids in samples]
+
+
+def read_raw(path):
+    """Per leaf function: [alloc_objects, alloc_space, inuse_objects, inuse_space]; and every stack."""
     by_leaf, stacks = {}, []
-    for values, ids in samples:
-        names = [locs.get(i, "") for i in ids]
+    for values, names in read_samples(path):
         stacks.append(names)
-        leaf = names[0] if names else ""
-        acc = by_leaf.setdefault(leaf, [0, 0, 0, 0])
+        acc = by_leaf.setdefault(names[0] if names else "", [0, 0, 0, 0])
         for i in range(4):
             acc[i] += values[i]
     return by_leaf, stacks
+
+
+def clear_profiles():
+    for f in glob.glob(os.path.join(work, "prof.*")):
+        os.unlink(f)
 
 
 def one(pattern):
@@ -152,13 +160,10 @@ def callers(rate_env, scale, tol):
     path = one("prof.*.exit.pb.gz")
     if not path:
         return
-    _, stacks = read_raw(path)
-    out = pprof("-raw", path)
     got = {"caller_a": 0, "caller_b": 0}
-    samples = re.findall(r"^\s*\d+\s+(\d+)\s+\d+\s+\d+:\s*([\d ]*)$", out, re.M)
-    for (space, _ids), names in zip(samples, stacks):
+    for values, names in read_samples(path):
         if len(names) > 1 and names[0] == "make_block" and names[1] in got:
-            got[names[1]] += int(space)
+            got[names[1]] += values[1]
     n = int(100000 * scale)
     for caller, size in (("caller_a", 4000), ("caller_b", 12000)):
         want = n * size
@@ -175,13 +180,11 @@ elif CASE == "exact":
     accuracy({"MEMTALLY_PROF_RATE": "1"}, 0.01, 0)
 elif CASE == "callers":
     callers({}, 2.0, 0.10)
-    for f in glob.glob(os.path.join(work, "prof.*")):
-        os.unlink(f)
+    clear_profiles()
     callers({"MEMTALLY_PROF_RATE": "1"}, 0.1, 0)
 elif CASE == "entries":
     entries({}, 2.0, 0.10)  # at least 3200 samples a site: a standard error under 2 %
-    for f in glob.glob(os.path.join(work, "prof.*")):
-        os.unlink(f)
+    clear_profiles()
     entries({"MEMTALLY_PROF_RATE": "1"}, 0.01, 0)
 elif CASE == "top":
     run("accuracy", {}, "0.25")
