@@ -24,7 +24,6 @@ usage: prof_overhead.py [--build DIR] [--pairs N] [--scale X] [--only NAMES] [--
                         [--alloc memtally|jemalloc|tcmalloc] [--instructions]
 """
 import argparse
-import math
 import os
 import random
 import statistics
@@ -48,17 +47,13 @@ def out(line=""):
     OUT.append(line)
 
 
-def geomean(xs):
-    return math.exp(sum(math.log(x) for x in xs) / len(xs))
-
-
 def bootstrap(per_bench, draws=2000, seed=1):
     """90 % interval of the geometric mean of per-benchmark median ratios."""
     rng = random.Random(seed)
     means = []
     for _ in range(draws):
         meds = [statistics.median([rng.choice(r) for _ in r]) for r in per_bench]
-        means.append(geomean(meds))
+        means.append(run.geomean(meds))
     means.sort()
     return means[int(0.05 * draws)], means[int(0.95 * draws) - 1]
 
@@ -95,7 +90,7 @@ def count_main(opt, benches, lib, off, on):
         a, b = instructions(path, args, lib, off), instructions(path, args, lib, on)
         ratios.append(b / a)
         out(f"| {name} | {a:,} | {b:,} | ×{b / a:.4f} |")
-    out(f"| **geometric mean** | | | **×{geomean(ratios):.4f}** |")
+    out(f"| **geometric mean** | | | **×{run.geomean(ratios):.4f}** |")
     return 0
 
 
@@ -163,7 +158,7 @@ def time_main(opt, benches, lib, off, on):
               f"×{statistics.median(c):.3f} | ×{min(c):.2f}–×{max(c):.2f} |")
     for what, data in (("wall time", wall), ("CPU time", cpu)):
         per = [data[b[0]] for b in benches]
-        g = geomean([statistics.median(r) for r in per])
+        g = run.geomean([statistics.median(r) for r in per])
         lo, hi = bootstrap(per)
         out(f"| **geometric mean, {what}** | **×{g:.3f}** | 90% interval ×{lo:.3f}–×{hi:.3f} | | |")
     return 0
