@@ -18,6 +18,19 @@
 #define MT_MiB (1024 * MT_KiB)
 #define MT_GiB (1024 * MT_MiB)
 
+/* Invariant checks: MT_DEBUG=0 (release) compiles them out; the sanitizer
+ * and debug builds set MT_DEBUG=1. A failure prints one line without
+ * allocating and aborts. */
+#ifndef MT_DEBUG
+#define MT_DEBUG 0
+#endif
+MT_HIDDEN void mt__assert_fail(const char *what, const char *file, int line) __attribute__((noreturn, cold));
+#if MT_DEBUG > 0
+#define mt_assert(x) (mt_likely(x) ? (void)0 : mt__assert_fail(#x, __FILE__, __LINE__))
+#else
+#define mt_assert(x) ((void)0)
+#endif
+
 MT_INLINE uintptr_t mt_align_up(uintptr_t x, uintptr_t a) { return (x + a - 1) & ~(a - 1); }
 MT_INLINE uintptr_t mt_align_down(uintptr_t x, uintptr_t a) { return x & ~(a - 1); }
 MT_INLINE int mt_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }

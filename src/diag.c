@@ -1,7 +1,9 @@
 /* diag.c -- message formatting and sorting that never allocate */
 #include "diag.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 size_t mt__diag_cat(char *buf, size_t n, size_t cap, const char *s) {
   while (*s && n < cap) buf[n++] = *s++;
@@ -49,4 +51,19 @@ void mt__sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const 
     mt_swap(a, a + k * size, size);
     mt_sift(a, 0, k, size, cmp);
   }
+}
+
+void mt__assert_fail(const char *what, const char *file, int line) {
+  char buf[512];
+  size_t n = mt__diag_cat(buf, 0, sizeof buf - 1, "memtally: assertion failed: ");
+  n = mt__diag_cat(buf, n, sizeof buf - 1, what);
+  n = mt__diag_cat(buf, n, sizeof buf - 1, " (");
+  n = mt__diag_cat(buf, n, sizeof buf - 1, file);
+  n = mt__diag_cat(buf, n, sizeof buf - 1, ":");
+  n = mt__diag_dec(buf, n, sizeof buf - 1, (uint64_t)line);
+  n = mt__diag_cat(buf, n, sizeof buf - 1, ")");
+  buf[n++] = '\n';
+  if (write(2, buf, n) < 0) { /* nothing more to do */
+  }
+  abort();
 }

@@ -76,6 +76,9 @@ static MT_NOINLINE void *mt_malloc_generic(mt_heap *heap, size_t size) {
     mt_block *b = page->free;
     if (b == NULL) {
       page = mt__page_alloc_slow(heap, cls, 0);
+      /* No memory for a new page: a free block on a page of samples will
+       * do (free() finds no sample recorded for it and just frees it). */
+      if (page == NULL) page = mt__page_alloc_slow(heap, cls, 1);
       if (page == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -145,6 +148,10 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
     mt_segment *hs = mt__huge_segment_of(p);
     if (hs == NULL || (uint8_t *)p != (uint8_t *)hs + hs->huge_offset) {
       mt__report(hs == NULL ? "free of a pointer memtally does not own" : "free of a pointer inside a block", p, MT_CLASS_HUGE);
+      goto done;
+    }
+    if (mt__huge_claim(hs) != 0) {
+      mt__report("double free", p, MT_CLASS_HUGE);
       goto done;
     }
     if (hs->pages[0].sampled) mt__prof_on_free(p);
@@ -285,6 +292,11 @@ void *mt_realloc(void *p, size_t size) {
     errno = EINVAL;
     return NULL;
   }
+  if (hs != NULL && mt_load(&hs->pages[0].owner_tag) != MT_TAG_HUGE) {
+    mt__report("realloc of a freed block", p, MT_CLASS_HUGE);
+    errno = EINVAL;
+    return NULL;
+  }
   mt_page *page = hs == NULL ? mt_page_resolve(seg, &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> MT_SLOT_SHIFT]) : NULL;
   int own_span = page != NULL && page->cls == MT_CLASS_LARGE; /* a block with a span of its own */
   size_t usable = mt_usable_size(p);
@@ -340,6 +352,7 @@ void *mt_reallocarray(void *p, size_t count, size_t size) {
 
 static void *mt_malloc_aligned(size_t align, size_t size) {
   if (align <= 16) return mt_malloc(size);
+  if (size == 0) size = 1; /* a real block, so that free and realloc know it */
   if (size > PTRDIFF_MAX || align > ((size_t)1 << 40)) {
     errno = ENOMEM;
     return NULL;
@@ -385,10 +398,8 @@ void *mt_aligned_alloc(size_t align, size_t size) {
 int mt_posix_memalign(void **out, size_t align, size_t size) {
   if (out == NULL) return EINVAL;
   if (!mt_is_pow2(align) || (align % sizeof(void *)) != 0) return EINVAL;
-  int saved = errno;
   void *p = mt_malloc_aligned(align, size);
-  errno = saved;
-  if (p == NULL) return ENOMEM;
+  if (p == NULL) return errno = ENOMEM; /* returned, and in errno as glibc leaves it */
   *out = p;
   return 0;
 }

@@ -195,9 +195,13 @@ MT_HIDDEN void mt__page_queue_remove(mt_page_queue *q, mt_page *page);
 MT_HIDDEN void mt__page_queue_push(mt_page_queue *q, mt_page *page);
 MT_HIDDEN void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page);
 MT_HIDDEN void mt__page_retire(mt_heap *heap, mt_page *page); /* give span back */
+#if MT_DEBUG > 0
+MT_HIDDEN void mt__heap_validate(mt_heap *heap); /* every queue and page of heap sound, or abort */
+#endif
 
 /* ---- segments (segment.c) ---- */
-MT_HIDDEN mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots);
+MT_HIDDEN mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots); /* NULL: no memory */
+MT_HIDDEN mt_segment *mt__segment_adopt(mt_heap *heap); /* an abandoned segment, adopted; or NULL */
 MT_HIDDEN int mt__segment_span_extend(mt_segment *seg, mt_page *page, unsigned slots);
 MT_HIDDEN void mt__segment_span_free(mt_heap *heap, mt_segment *seg, mt_page *page);
 MT_HIDDEN void mt__segment_purge(mt_segment *seg, uint64_t now, uint64_t delay, bool force);
@@ -205,17 +209,21 @@ MT_HIDDEN void mt__segment_release(mt_segment *seg); /* empty segment: cache or 
 MT_HIDDEN void mt__segment_abandon_heap(mt_heap *heap);
 MT_HIDDEN void mt__segment_sweep_abandoned(bool force);
 MT_HIDDEN void mt__segment_cache_maintain(uint64_t now, bool force);
-MT_HIDDEN void mt__segment_locks(int what); /* 0 lock, 1 unlock, 2 reinit (fork) */
+MT_HIDDEN void mt__segment_after_fork(void); /* the child: lock usable, lists sound (docs/fork.md) */
 MT_HIDDEN uint64_t mt__segment_count(void);
 
 /* ---- huge blocks (huge.c) ---- */
 MT_HIDDEN void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero);
+/* Mark a live huge block freed: 0, or -1 when it was not live (freed
+ * already, by this thread or another): free() then reports a double free
+ * instead of caching the segment twice. */
+MT_HIDDEN int mt__huge_claim(mt_segment *seg);
 MT_HIDDEN void mt__huge_free(mt_heap *heap, mt_segment *seg);
 MT_HIDDEN void *mt__huge_realloc(mt_heap *heap, mt_segment *seg, size_t size);
 MT_HIDDEN mt_segment *mt__huge_segment_of(const void *p); /* NULL if not in one */
 MT_HIDDEN void mt__segmap_set(mt_segment *seg, int on);
 MT_HIDDEN void mt__huge_cache_maintain(uint64_t now, bool force);
-MT_HIDDEN void mt__huge_locks(int what);
+MT_HIDDEN void mt__huge_after_fork(void); /* the child: lock usable, lists sound (docs/fork.md) */
 
 /* ---- misuse reports (alloc.c) ---- */
 MT_HIDDEN void mt__report(const char *what, const void *p, int cls) MT_COLD;
@@ -232,6 +240,8 @@ MT_HIDDEN uint64_t mt__stats_in_use(void);
 MT_HIDDEN uint64_t mt__stats_note_peak(void); /* returns bytes in use */
 MT_HIDDEN void mt__stats_at_exit(void);
 MT_HIDDEN void mt__stats_dump_at_exit(void);
+/* The child after fork: the region registry's lock usable, the registry sound. */
+MT_HIDDEN void mt__region_after_fork(void);
 MT_HIDDEN void mt__regions_each(void (*fn)(const char *name, uint64_t held, uint64_t requested, uint64_t chunks,
                                            void *arg),
                                 void *arg);

@@ -137,6 +137,9 @@ void mt__heap_maintain(mt_heap *heap, bool force) {
 void mt_collect(void) {
   mt_heap *heap = mt__heap_for_thread();
   if (heap == NULL) return;
+#if MT_DEBUG > 0
+  mt__heap_validate(heap);
+#endif
   /* Empty pages kept as a class's current page go back as well. */
   for (unsigned c = 0; c < MT_NCLASSES; c++) {
     mt_page *pages[2] = {heap->current[c], heap->scurrent[c]};
@@ -149,29 +152,34 @@ void mt_collect(void) {
   mt__heap_maintain(heap, true);
 }
 
-/* ---- fork: hold every lock across fork so the child finds them free ---- */
+/* ---- fork: no lock is held across it (docs/fork.md) ----
+ *
+ * Taking memtally's locks before fork deadlocks: glibc's fork runs the
+ * prepare handlers first and only then takes the stdio list lock, while a
+ * thread in fflush(NULL) holds that lock and waits for a FILE lock whose
+ * holder (in getline) waits in realloc for a lock the forking thread took.
+ * So the parent does nothing; the child, alone, makes every lock usable
+ * again and forgets any list whose lock was held at the moment of fork. */
 
-static void mt_fork_prepare(void) {
-  mt__prof_locks(0);
-  pthread_mutex_lock(&mt_heaps_mutex);
-  mt__segment_locks(0);
-  mt__huge_locks(0);
-}
-
-static void mt_fork_parent(void) {
-  mt__huge_locks(1);
-  mt__segment_locks(1);
-  pthread_mutex_unlock(&mt_heaps_mutex);
-  mt__prof_locks(1);
+/* The heap registry is append-only and published with one store; the free
+ * list of heaps and the chunk of heap memory may be half updated if the
+ * lock was held, so the child forgets them (a few heap structs leak). */
+static void mt_heaps_after_fork(void) {
+  if (mt__os_mutex_reclaim(&mt_heaps_mutex)) {
+    mt_heaps_free = NULL;
+    mt_meta_next = mt_meta_end = NULL;
+  }
 }
 
 /* In the child only the forking thread lives on. Other threads' heaps may
  * have been mid-update, so they are left untouched (their blocks stay
- * valid; frees into them go to the pages' remote lists). */
+ * valid; frees into them go to the pages' remote lists). Nothing here
+ * allocates from the public heap. */
 static void mt_fork_child(void) {
-  mt__huge_locks(2);
-  mt__segment_locks(2);
-  pthread_mutex_init(&mt_heaps_mutex, NULL);
+  mt__huge_after_fork();
+  mt__segment_after_fork();
+  mt_heaps_after_fork();
+  mt__region_after_fork();
   mt__prof_after_fork_child(); /* the child's profile starts empty */
   mt_heap *self = mt__tls_heap;
   if (self != &mt__heap_empty) self->tid = mt__os_thread_id();
@@ -179,8 +187,10 @@ static void mt_fork_child(void) {
 
 __attribute__((constructor(101))) static void mt_process_start(void) {
   mt__init();
-  pthread_atfork(mt_fork_prepare, mt_fork_parent, mt_fork_child);
+  pthread_atfork(NULL, NULL, mt_fork_child);
   mt__prof_start();
+  /* a heap made before sampling started: its countdown now counts to the next sample too */
+  if (mt__tls_heap != &mt__heap_empty) mt__countdown_reset(mt__tls_heap);
 }
 
 __attribute__((destructor(101))) static void mt_process_end(void) {

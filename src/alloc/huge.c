@@ -22,15 +22,25 @@
 static pthread_mutex_t mt_huge_lock = PTHREAD_MUTEX_INITIALIZER;
 static mt_segment *mt_huge_cache;
 static size_t mt_huge_cache_bytes;
-static mt_segment *mt_huge_tails; /* huge segments whose block starts past 4 MiB */
+static mt_segment *mt_huge_tails; /* huge segments whose block starts past 4 MiB (see mt_tails_store) */
+
+/* Every change to the tails list is one release store of a link, made
+ * after the node it publishes is complete: a child forked at any moment
+ * finds the list whole (docs/fork.md). */
+static void mt_tails_store(mt_segment **link, mt_segment *to) { __atomic_store_n(link, to, __ATOMIC_RELEASE); }
 
 
 #define MT_HUGE_HEADER (mt_align_up(sizeof(mt_segment), 4096))
 
-void mt__huge_locks(int what) {
-  if (what == 0) pthread_mutex_lock(&mt_huge_lock);
-  else if (what == 1) pthread_mutex_unlock(&mt_huge_lock);
-  else pthread_mutex_init(&mt_huge_lock, NULL);
+/* The child after fork. If a thread held the lock at fork the cache may be
+ * half linked, and the child forgets it (cached mappings leak). The list of
+ * far-aligned blocks is kept: free() needs it to find them, and each of its
+ * updates is one pointer store that publishes a fully linked state. */
+void mt__huge_after_fork(void) {
+  if (mt__os_mutex_reclaim(&mt_huge_lock)) {
+    mt_huge_cache = NULL;
+    mt_huge_cache_bytes = 0;
+  }
 }
 
 static size_t mt_huge_offset(size_t align) { return mt_align_up(MT_HUGE_HEADER, align < 64 ? 64 : align); }
@@ -58,7 +68,7 @@ static void mt_huge_unmap(mt_segment *seg) {
     pthread_mutex_lock(&mt_huge_lock);
     mt_segment **link = &mt_huge_tails;
     while (*link != NULL && *link != seg) link = &(*link)->next;
-    if (*link == seg) *link = seg->next;
+    if (*link == seg) mt_tails_store(link, seg->next);
     pthread_mutex_unlock(&mt_huge_lock);
   }
   mt__segmap_set(seg, 0);
@@ -101,21 +111,25 @@ void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
+  if (size == 0) size = 1; /* the block must lie inside its mapping */
   size_t need = mt_align_up(offset + size, ps);
   mt_segment *seg = offset < MT_SEG_SIZE ? mt_huge_cache_take(need, 8 * need) : NULL;
   if (seg != NULL) {
     if (zero) memset((uint8_t *)seg + offset, 0, size);
   } else {
     seg = mt__os_map_aligned(need, align > MT_SEG_SIZE ? align : MT_SEG_SIZE);
-    if (seg == NULL) return NULL;
+    if (seg == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
     mt__os_commit_add((int64_t)need);
     seg->map_size = need;
     seg->page_shift = 63;
     seg->is_huge = 1;
     seg->pages[0].cls = MT_CLASS_HUGE;
-    mt_store(&seg->pages[0].owner_tag, MT_TAG_HUGE);
     mt__segmap_set(seg, 1);
   }
+  mt_store(&seg->pages[0].owner_tag, MT_TAG_HUGE); /* live; MT_TAG_NONE once freed */
   seg->huge_offset = offset;
   seg->huge_size = seg->map_size - offset;
   seg->next = NULL;
@@ -123,7 +137,7 @@ void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
   if (offset >= MT_SEG_SIZE) {
     pthread_mutex_lock(&mt_huge_lock);
     seg->next = mt_huge_tails;
-    mt_huge_tails = seg;
+    mt_tails_store(&mt_huge_tails, seg);
     pthread_mutex_unlock(&mt_huge_lock);
   }
   uint8_t *p = (uint8_t *)seg + offset;
@@ -131,7 +145,16 @@ void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
   return mt_huge_account(heap, seg, p, size);
 }
 
+int mt__huge_claim(mt_segment *seg) {
+  uintptr_t live = MT_TAG_HUGE;
+  return atomic_compare_exchange_strong_explicit(&seg->pages[0].owner_tag, &live, MT_TAG_NONE, memory_order_acq_rel,
+                                                 memory_order_relaxed)
+             ? 0
+             : -1;
+}
+
 void mt__huge_free(mt_heap *heap, mt_segment *seg) {
+  mt_store(&seg->pages[0].owner_tag, MT_TAG_NONE); /* claimed already when free() calls */
   if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
   if (heap != NULL) {
     mt_counter_add(&heap->nfree[MT_CLASS_HUGE], 1);
@@ -178,6 +201,7 @@ void *mt__huge_realloc(mt_heap *heap, mt_segment *seg, size_t size) {
     size_t old_size = seg->huge_size;
     mt_segment *cached = mt_huge_cache_take(want, 16 * want);
     if (cached != NULL) { /* resident memory: one copy beats faulting in the growth */
+      mt_store(&cached->pages[0].owner_tag, MT_TAG_HUGE);
       cached->huge_offset = seg->huge_offset;
       cached->huge_size = cached->map_size - cached->huge_offset;
       uint8_t *p = (uint8_t *)cached + cached->huge_offset;

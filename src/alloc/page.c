@@ -7,6 +7,8 @@
  * runs out of blocks in that class. */
 #include "alloc.h"
 
+#include <errno.h>
+
 #include "../os/os.h"
 #include "../track.h"
 
@@ -51,7 +53,12 @@ void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page) {
   }
 }
 
-/* Take the blocks other threads freed into this page (the full flag stays). */
+/* Take the blocks other threads freed into this page (the full flag stays).
+ * The walk is bounded: the list can hold at most the blocks that are out
+ * (page->used), each inside the page. A longer list has a cycle (one block
+ * freed twice by other threads: a, b, a) and a link outside the page was
+ * overwritten; either is reported, and the list is then left alone (its
+ * blocks leak) rather than walked forever or handed out. */
 void mt__page_collect(mt_heap *heap, mt_page *page) {
   (void)heap;
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
@@ -60,15 +67,21 @@ void mt__page_collect(mt_heap *heap, mt_page *page) {
                                                 memory_order_relaxed)) {
   }
   mt_block *list = (mt_block *)(w & ~MT_XFREE_FULL);
+  uintptr_t lo = (uintptr_t)page->start, span = (uintptr_t)page->reserved * page->block_size;
   uint32_t n = 1;
   mt_block *tail = list;
+  if ((uintptr_t)list - lo >= span) goto corrupt;
   while (tail->next != NULL) {
     tail = tail->next;
-    n++;
+    if (mt_unlikely(++n > page->used || (uintptr_t)tail - lo >= span)) goto corrupt;
   }
   tail->next = page->free;
   page->free = list;
   page->used -= n;
+  return;
+corrupt:
+  mt__report(n > page->used ? "double free (a block freed twice by other threads)" : "corrupted free list", tail,
+             page->cls < MT_NCLASSES ? page->cls : MT_CLASS_LARGE);
 }
 
 int mt__page_mark_full(mt_page *page) {
@@ -128,18 +141,39 @@ static unsigned mt_class_slots(unsigned cls) {
   return slots == 0 ? 1 : (unsigned)slots;
 }
 
-/* Move a page whose lists are empty to the full queue. Returns 1 if it was
- * moved, 0 if blocks arrived meanwhile (collected, page stays available). */
+/* Move a page whose lists are empty from avail to the full queue. Returns 1
+ * if it was moved, 0 if blocks arrived meanwhile (collected, page stays
+ * available). A page on the full queue is never a class's current page:
+ * whoever moves the current page here also clears it, so a failed
+ * allocation that follows cannot move it a second time (which would unlink
+ * it from a queue it is not on and cross-link the two). */
 static int mt_page_to_full(mt_heap *heap, mt_page *page) {
-  unsigned cls = page->cls;
+  mt_assert(!page->in_full);
   if (!mt__page_mark_full(page)) {
     mt__page_collect(heap, page);
     return 0;
   }
-  (void)cls;
   mt__page_queue_remove(MT_AVAIL(heap, page), page);
   mt__page_queue_push(MT_FULL(heap, page), page);
   return 1;
+}
+
+/* The first page on the avail queue of cls with a free block, made current;
+ * pages found to have none move to the full queue on the way. NULL if none. */
+static mt_page *mt_page_find_avail(mt_heap *heap, unsigned cls, int sampled) {
+  mt_page *page = heap->avail[sampled][cls].first;
+  while (page != NULL) {
+    mt_page *next = page->next;
+    mt__page_collect(heap, page);
+    if (page->free == NULL && page->capacity < page->reserved) mt_page_extend(page);
+    if (page->free == NULL) mt_page_to_full(heap, page);
+    if (page->free != NULL) {
+      mt_page_set_current_kind(heap, cls, sampled, page);
+      return page;
+    }
+    page = next;
+  }
+  return NULL;
 }
 
 /* Full pages of cls that got remote frees go back to avail (or are retired
@@ -167,6 +201,11 @@ void mt__heap_collect_remote(mt_heap *heap, unsigned cls) {
   }
 }
 
+/* Abandoned segments adopted at most per slow call before a fresh span is
+ * taken: they bring pages with free blocks (usually of the classes the
+ * exited thread used, which a new thread is likely to use too). */
+#define MT_ADOPT_PER_CALL 4
+
 mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls, int sampled) {
   mt_page *page = sampled ? heap->scurrent[cls] : heap->current[cls];
   if (page != &mt__page_empty) {
@@ -177,23 +216,14 @@ mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls, int sampled) {
       return page;
     }
     if (!mt_page_to_full(heap, page)) return page;
+    mt_page_set_current_kind(heap, cls, sampled, &mt__page_empty);
   }
   mt__heap_collect_remote(heap, cls);
-  page = heap->avail[sampled][cls].first;
-  while (page != NULL) {
-    mt_page *next = page->next;
-    mt__page_collect(heap, page);
-    if (page->free == NULL && page->capacity < page->reserved) mt_page_extend(page);
-    if (page->free != NULL) {
-      mt_page_set_current_kind(heap, cls, sampled, page);
-      return page;
-    }
-    mt_page_to_full(heap, page);
-    if (page->free != NULL) {
-      mt_page_set_current_kind(heap, cls, sampled, page);
-      return page;
-    }
-    page = next;
+  page = mt_page_find_avail(heap, cls, sampled);
+  if (page != NULL) return page;
+  for (int i = 0; i < MT_ADOPT_PER_CALL && mt__segment_adopt(heap) != NULL; i++) {
+    page = mt_page_find_avail(heap, cls, sampled);
+    if (page != NULL) return page;
   }
   uint32_t bsize = mt__class_size[cls];
   unsigned slots = mt_class_slots(cls);
@@ -213,7 +243,10 @@ void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
   size_t total = size + (align > MT_SLOT_SIZE ? align : 0);
   unsigned slots = (unsigned)((total + MT_SLOT_SIZE - 1) >> MT_SLOT_SHIFT);
   mt_page *page = mt__segment_span_alloc(heap, slots);
-  if (page == NULL) return NULL;
+  if (page == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
   uint32_t bsize = (uint32_t)((size_t)slots << MT_SLOT_SHIFT);
   mt_page_init(heap, page, MT_CLASS_LARGE, bsize, 1, 0);
   page->capacity = 1;
@@ -280,3 +313,45 @@ void mt__page_empty_local(mt_heap *heap, mt_page *page) {
   if (heap->current[page->cls] == page || heap->scurrent[page->cls] == page) return;
   mt__page_retire(heap, page);
 }
+
+#if MT_DEBUG > 0
+/* Walk every queue of heap and check what the allocator relies on: links
+ * agree both ways, a page is on the queue its in_full flag names and is
+ * owned by heap, its counts fit, its free list stays inside it and is no
+ * longer than its free blocks, and no current page is on a full queue.
+ * Aborts with the broken invariant (mt_assert). Owner thread only. */
+static void mt_page_validate(mt_heap *heap, mt_page *page, unsigned kind, unsigned cls, int full) {
+  mt_assert((mt_load(&page->owner_tag) & ~MT_TAG_FLAGS) == (uintptr_t)heap);
+  mt_assert(page->cls == cls && mt_page_kind(page) == kind);
+  mt_assert(page->in_full == (uint8_t)full);
+  mt_assert(page->used <= page->capacity && page->capacity <= page->reserved);
+  uintptr_t lo = (uintptr_t)page->start, span = (uintptr_t)page->reserved * page->block_size;
+  uint32_t n = 0;
+  for (mt_block *b = page->free; b != NULL; b = b->next) {
+    mt_assert((uintptr_t)b - lo < span && ((uintptr_t)b - lo) % page->block_size == 0);
+    mt_assert(++n <= page->capacity - page->used);
+  }
+}
+
+void mt__heap_validate(mt_heap *heap) {
+  for (unsigned kind = 0; kind < 2; kind++) {
+    for (unsigned cls = 0; cls < MT_CLASS_COUNT; cls++) {
+      for (int full = 0; full < 2; full++) {
+        mt_page_queue *q = full ? &heap->full[kind][cls] : &heap->avail[kind][cls];
+        mt_page *prev = NULL;
+        uint64_t n = 0;
+        for (mt_page *p = q->first; p != NULL; prev = p, p = p->next) {
+          mt_assert(p->prev == prev);
+          mt_assert(++n <= (uint64_t)heap->segment_count * MT_SLOTS);
+          mt_page_validate(heap, p, kind, cls, full);
+        }
+        mt_assert(q->last == prev);
+      }
+    }
+  }
+  for (unsigned cls = 0; cls < MT_NCLASSES; cls++) {
+    mt_assert(heap->current[cls] == &mt__page_empty || !heap->current[cls]->in_full);
+    mt_assert(heap->scurrent[cls] == &mt__page_empty || !heap->scurrent[cls]->in_full);
+  }
+}
+#endif

@@ -34,10 +34,15 @@ void mt__segmap_set(mt_segment *seg, int on) {
 
 uint64_t mt__segment_count(void) { return mt_load(&mt_seg_count); }
 
-void mt__segment_locks(int what) {
-  if (what == 0) pthread_mutex_lock(&mt_seg_lock);
-  else if (what == 1) pthread_mutex_unlock(&mt_seg_lock);
-  else pthread_mutex_init(&mt_seg_lock, NULL);
+/* The child after fork. The lock guards the cache and the abandoned list;
+ * if a thread held it at fork, either may be half linked: the child forgets
+ * both (their segments leak, their blocks stay valid). */
+void mt__segment_after_fork(void) {
+  if (mt__os_mutex_reclaim(&mt_seg_lock)) {
+    mt_seg_cache = NULL;
+    mt_seg_cache_count = 0;
+    mt_seg_abandoned = NULL;
+  }
 }
 
 static uint64_t mt_span_bits(unsigned first, unsigned slots) {
@@ -143,17 +148,23 @@ static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
   atomic_fetch_or_explicit(&heap->remote_pending[1], ~0ULL, memory_order_relaxed);
 }
 
-static mt_segment *mt_segment_acquire(mt_heap *heap) {
+/* Take an abandoned segment, if any, into heap: its live pages join the
+ * heap's queues. Returns it, or NULL when none is waiting. */
+mt_segment *mt__segment_adopt(mt_heap *heap) {
   pthread_mutex_lock(&mt_seg_lock);
   mt_segment *seg = mt_seg_abandoned;
-  if (seg != NULL) {
-    mt_seg_abandoned = seg->next;
-    pthread_mutex_unlock(&mt_seg_lock);
-    seg->next = NULL;
-    mt_segment_adopt(heap, seg);
-    return seg;
-  }
-  seg = mt_seg_cache;
+  if (seg != NULL) mt_seg_abandoned = seg->next;
+  pthread_mutex_unlock(&mt_seg_lock);
+  if (seg == NULL) return NULL;
+  seg->next = NULL;
+  mt_segment_adopt(heap, seg);
+  return seg;
+}
+
+/* An empty segment for heap: from the cache, else freshly mapped. */
+static mt_segment *mt_segment_fresh(mt_heap *heap) {
+  pthread_mutex_lock(&mt_seg_lock);
+  mt_segment *seg = mt_seg_cache;
   if (seg != NULL) {
     mt_seg_cache = seg->next;
     mt_seg_cache_count--;
@@ -218,18 +229,28 @@ int mt__segment_span_extend(mt_segment *seg, mt_page *page, unsigned slots) {
   return 0;
 }
 
+/* A span of `slots` slots: from the heap's own segments, then from a few
+ * adopted ones, then from an empty segment. Adoption is bounded: segments
+ * whose slots are all in use would otherwise be adopted one after another
+ * without yielding a span (that once ended in a NULL after 64 of them,
+ * under thread churn). An empty segment always has room for any span. */
+#define MT_ADOPT_FOR_SPAN 4
 mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots) {
   for (mt_segment *seg = heap->segments; seg != NULL; seg = seg->next) {
     mt_page *page = mt_segment_try(seg, slots);
     if (page != NULL) return page;
   }
-  for (int tries = 0; tries < 64; tries++) {
-    mt_segment *seg = mt_segment_acquire(heap);
-    if (seg == NULL) return NULL;
+  for (int i = 0; i < MT_ADOPT_FOR_SPAN; i++) {
+    mt_segment *seg = mt__segment_adopt(heap);
+    if (seg == NULL) break;
     mt_page *page = mt_segment_try(seg, slots);
     if (page != NULL) return page;
   }
-  return NULL;
+  mt_segment *seg = mt_segment_fresh(heap);
+  if (seg == NULL) return NULL;
+  mt_page *page = mt_segment_try(seg, slots);
+  mt_assert(page != NULL);
+  return page;
 }
 
 void mt__segment_purge(mt_segment *seg, uint64_t now, uint64_t delay, bool force) {
@@ -331,7 +352,12 @@ void mt__segment_abandon_heap(mt_heap *heap) {
     if (seg->used_slots == 0) {
       mt__segment_release(seg);
     } else {
-      mt__segment_purge(seg, now, 0, true);
+      /* Slots freed long enough ago go back now; the rest stay committed
+       * for the thread that adopts the segment next (threads that come and
+       * go would otherwise fault the same pages in again each time), and
+       * are purged by its maintenance or by the sweep of abandoned ones. */
+      long long delay = mt__opt[MT_OPT_PURGE_DELAY];
+      if (delay >= 0) mt__segment_purge(seg, now, (uint64_t)delay, false);
       pthread_mutex_lock(&mt_seg_lock);
       seg->next = mt_seg_abandoned;
       mt_seg_abandoned = seg;

@@ -31,9 +31,13 @@ void mt__os_init(void) {
 
 size_t mt__os_page_size(void) { return mt_os_pagesize; }
 
+/* Memory for blocks is mapped without MAP_NORESERVE: the kernel's
+ * overcommit policy then refuses what the machine could never back (a
+ * malloc of 32 TiB fails with ENOMEM, as with glibc) instead of handing out
+ * address space that faults later. */
 static void *mt_os_mmap(size_t size) {
   atomic_fetch_add_explicit(&mt__os.mmap_calls, 1, memory_order_relaxed);
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     errno = ENOMEM;
     return NULL;
@@ -236,3 +240,10 @@ const char *mt__os_getenv(const char *name) {
 }
 
 void mt__os_abort(void) { abort(); }
+
+int mt__os_mutex_reclaim(pthread_mutex_t *m) {
+  int held = pthread_mutex_trylock(m) != 0;
+  if (!held) pthread_mutex_unlock(m);
+  pthread_mutex_init(m, NULL);
+  return held;
+}

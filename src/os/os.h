@@ -2,6 +2,7 @@
 #ifndef MT_OS_H
 #define MT_OS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "../common.h"
@@ -54,5 +55,10 @@ MT_HIDDEN void mt__os_write_err(const char *s, size_t n);
 /* getenv that works before libc is fully set up (reads environ). */
 MT_HIDDEN const char *mt__os_getenv(const char *name);
 MT_HIDDEN void mt__os_abort(void) __attribute__((noreturn));
+/* In the child after fork (one thread): make *m usable again. Returns 1 if
+ * it was held at the moment of fork (by a thread the child does not have,
+ * or by this one in a signal handler), so what it guards may be half
+ * updated; 0 if it was free. */
+MT_HIDDEN int mt__os_mutex_reclaim(pthread_mutex_t *m);
 
 #endif

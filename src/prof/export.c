@@ -376,6 +376,7 @@ static void mt_helper_ensure(void) {
 }
 
 void mt__prof_start(void) {
+  mt__prof_enable();
   if (mt__opt_str[MT_OPT_PROF_OUT] == NULL || !mt_load(&mt__prof_on)) return;
   mt__os_on_sigusr2(mt_on_sigusr2);
   mt_helper_ensure();

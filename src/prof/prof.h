@@ -49,9 +49,13 @@ typedef struct mt_prof_snapshot {
 MT_HIDDEN extern _Atomic int mt__prof_on;     /* sampling enabled */
 MT_HIDDEN extern double mt__prof_rate;         /* MEMTALLY_PROF_RATE as a double */
 
+/* Map the tables. Sampling stays off until mt__prof_enable: allocations
+ * made before the library's constructor (a static program's start-up code
+ * allocates before the unwinder can run) are never sampled. */
 MT_HIDDEN void mt__prof_init(void);
-/* From the library constructor: the SIGUSR2 handler and the helper thread,
- * when MEMTALLY_PROF_OUT is set. */
+MT_HIDDEN void mt__prof_enable(void);
+/* From the library constructor: sampling starts; the SIGUSR2 handler and
+ * the helper thread, when MEMTALLY_PROF_OUT is set. */
 MT_HIDDEN void mt__prof_start(void);
 /* Bytes until the next sample, drawn from an exponential distribution. */
 MT_HIDDEN int64_t mt__prof_next_interval(uint64_t *rng);
@@ -125,9 +129,6 @@ MT_HIDDEN int mt__prof_snapshot(mt_prof_snapshot *snap, bool window);
 MT_HIDDEN void mt__prof_snapshot_free(mt_prof_snapshot *snap);
 /* Forget everything (the child after fork). */
 MT_HIDDEN void mt__prof_reset(void);
-/* Fork: 0 takes every profiler lock before fork, 1 releases them in the
- * parent after it (the child resets instead, mt__prof_reset). */
-MT_HIDDEN void mt__prof_locks(int what);
 /* Write a profile to path (temporary file, then rename). 0 or -1. */
 MT_HIDDEN int mt__prof_write(const char *path, bool window, const char *kind);
 /* Housekeeping from the bookkeeping hook: interval and peak profiles,

@@ -23,6 +23,7 @@
 #include "prof.h"
 
 _Atomic int mt__prof_on;
+static int mt_prof_ready; /* tables mapped and MEMTALLY_PROF on: sampling may start */
 double mt__prof_rate = 512 * 1024;
 
 #define MT_STACKS_MAX (1u << 17)   /* distinct stacks kept; later ones are merged into one */
@@ -108,7 +109,11 @@ void mt__prof_init(void) {
   long long rate = mt__opt[MT_OPT_PROF_RATE];
   mt__prof_rate = rate < 1 ? 1 : (double)rate;
   mt_prof_start_ns = mt_window_start_ns = mt__os_now_ns();
-  atomic_store(&mt__prof_on, mt__opt[MT_OPT_PROF] ? 1 : 0);
+  mt_prof_ready = mt__opt[MT_OPT_PROF] ? 1 : 0;
+}
+
+void mt__prof_enable(void) {
+  if (mt_prof_ready) atomic_store(&mt__prof_on, 1);
 }
 
 /* Natural logarithm without libm (linking libm costs every process half a
@@ -414,12 +419,20 @@ void mt__prof_snapshot_free(mt_prof_snapshot *snap) {
   memset(snap, 0, sizeof *snap);
 }
 
-/* The child after fork (the only thread left): forget every stack and block. */
+/* The child after fork (the only thread left): forget every stack and
+ * block. A shard whose lock was held at fork may be mid-growth (table and
+ * capacity disagree): it starts with no table (the old one leaks). The
+ * stack index is published whole, so clearing it is safe in any state. */
 void mt__prof_reset(void) {
-  pthread_mutex_init(&mt_prof_mutex, NULL);
+  mt__os_mutex_reclaim(&mt_prof_mutex);
   for (int i = 0; i < MT_LIVE_SHARDS; i++) {
     mt_live_shard *sh = &mt_live_shards[i];
-    if (sh->tab) memset(sh->tab, 0, sizeof(mt_live) * sh->cap);
+    if (mt_load(&sh->lock)) {
+      sh->tab = NULL;
+      sh->cap = 0;
+    } else if (sh->tab) {
+      memset(sh->tab, 0, sizeof(mt_live) * sh->cap);
+    }
     sh->used = sh->dead = 0;
     mt_store(&sh->lock, 0);
   }
@@ -430,14 +443,4 @@ void mt__prof_reset(void) {
   mt_catch_all = -1;
   mt_store(&mt_stacks_gen, mt_load(&mt_stacks_gen) + 1); /* stack numbers in stack caches are stale */
   mt_prof_start_ns = mt_window_start_ns = mt__os_now_ns();
-}
-
-void mt__prof_locks(int what) {
-  if (what == 0) {
-    pthread_mutex_lock(&mt_prof_mutex);
-    for (int i = 0; i < MT_LIVE_SHARDS; i++) mt_spin_lock(&mt_live_shards[i].lock);
-  } else {
-    for (int i = MT_LIVE_SHARDS - 1; i >= 0; i--) mt_spin_unlock(&mt_live_shards[i].lock);
-    pthread_mutex_unlock(&mt_prof_mutex);
-  }
 }

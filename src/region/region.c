@@ -63,6 +63,7 @@ struct mt_region {
   mt_dblock *dblocks;          /* debug mode: every block, newest first */
   mt_region *parent, *child, *next, *prev; /* the tree */
   mt_region *all_next, *all_prev;          /* every live region */
+  uint64_t all_gen;            /* registry generation it was linked in (see mt__region_after_fork) */
   mt_region_backing backing;
   int has_backing, debug;
   uint64_t requested_plain;    /* bytes asked for since the last reset (owner thread) */
@@ -73,6 +74,20 @@ struct mt_region {
 static pthread_mutex_t mt_regions_lock = PTHREAD_MUTEX_INITIALIZER;
 static mt_region *mt_regions_all;
 static mt_region *mt_region_pool; /* free headers, linked through parent */
+static uint64_t mt_regions_gen;   /* bumped when a forked child drops a half-linked registry */
+
+/* The child after fork. If a thread held the registry's lock at fork, the
+ * list of regions and the pool of headers may be half linked: the child
+ * starts both afresh. Regions linked before stay usable but are no longer
+ * listed, and deleting one then leaves the new list alone (its generation
+ * differs). */
+void mt__region_after_fork(void) {
+  if (mt__os_mutex_reclaim(&mt_regions_lock)) {
+    mt_regions_all = NULL;
+    mt_region_pool = NULL;
+    mt_regions_gen++;
+  }
+}
 
 /* ---- headers: library memory, never the public heap ---- */
 
@@ -391,6 +406,7 @@ mt_region *mt_region_new_with(mt_region *parent, const char *name, const mt_regi
     parent->child = r;
   }
   pthread_mutex_lock(&mt_regions_lock);
+  r->all_gen = mt_regions_gen;
   r->all_next = mt_regions_all;
   if (mt_regions_all) mt_regions_all->all_prev = r;
   mt_regions_all = r;
@@ -452,11 +468,13 @@ void mt_region_delete(mt_region *r) {
     if (r->next) r->next->prev = r->prev;
   }
   pthread_mutex_lock(&mt_regions_lock);
-  if (r->all_prev) r->all_prev->all_next = r->all_next;
-  else mt_regions_all = r->all_next;
-  if (r->all_next) r->all_next->all_prev = r->all_prev;
-  r->parent = mt_region_pool;
-  mt_region_pool = r;
+  if (r->all_gen == mt_regions_gen) { /* else it is on no list the child knows */
+    if (r->all_prev) r->all_prev->all_next = r->all_next;
+    else mt_regions_all = r->all_next;
+    if (r->all_next) r->all_next->all_prev = r->all_prev;
+    r->parent = mt_region_pool;
+    mt_region_pool = r;
+  }
   pthread_mutex_unlock(&mt_regions_lock);
 }
 
