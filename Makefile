@@ -18,16 +18,19 @@ deps-check:
 deps-bench:
 	@sh scripts/ensure-packages.sh $(CHECK_PKGS) $(BENCH_PKGS)
 
-build: deps-check
+# Configure and build; never installs packages (check, demo and bench do).
+build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 
 # Build everything and run every test (ctest prints the summary).
-check: build
+check: deps-check
+	@$(MAKE) --no-print-directory build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 # Run the benchmark suite under memtally, glibc, mimalloc, jemalloc, tcmalloc.
-bench: deps-bench build
+bench: deps-bench
+	@$(MAKE) --no-print-directory build
 	@python3 bench/run.py --build $(BUILD) --rounds $(ROUNDS) --markdown $(BUILD)/bench.md
 	@echo "== the profiler at its default rate: memtally, then jemalloc's and tcmalloc's own samplers at 512 KiB"
 	@rm -f $(BUILD)/prof-overhead.md
@@ -44,14 +47,22 @@ bench: deps-bench build
 	@$(BUILD)/bench/b_region 1000
 
 # A long mixed multithreaded run: RSS drift, throughput variation, syscalls;
-# writes $(BUILD)/soak.csv and $(BUILD)/soak.svg.
-soak: build
+# writes $(BUILD)/soak.csv and $(BUILD)/soak.svg. Then the long variants of the
+# reliability tests.
+soak: deps-check
+	@$(MAKE) --no-print-directory build
 	@$(BUILD)/bench/soak --seconds $$(( $(SOAK_MINUTES) * 60 )) --threads 2 --csv $(BUILD)/soak.csv --svg $(BUILD)/soak.svg
+	@echo "== the long reliability runs: 200 rounds of 32 threads, 10,000 forks under signals, a minute of fork against stdio"
+	@$(BUILD)/test/test_rounds 32 50 200
+	@$(BUILD)/test/test_fork signal 10000
+	@$(BUILD)/test/test_fork deadlock 60
+	@$(BUILD)/test/test_churn 10000 small
 
 # Build, profile the example workload with memtally run, print the report
 # with its recommendations and write a flame graph.
 DEMO_OUT := $(BUILD)/demo
-demo: build
+demo: deps-check
+	@$(MAKE) --no-print-directory build
 	@rm -rf $(DEMO_OUT)
 	@echo "== memtally run --out $(DEMO_OUT) -- $(BUILD)/examples/index_demo"
 	@$(BUILD)/memtally run --out $(DEMO_OUT) -- $(BUILD)/examples/index_demo
@@ -61,7 +72,8 @@ demo: build
 
 # The profile decoder's fuzz target, for longer than make check runs it.
 FUZZ_SECONDS ?= 600
-fuzz: build
+fuzz: deps-check
+	@$(MAKE) --no-print-directory build
 	@sh test/fuzz.sh $(BUILD) $(FUZZ_SECONDS)
 
 clean:
