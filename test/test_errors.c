@@ -21,6 +21,7 @@ static void *free_in_thread(void *p) {
 }
 
 static int child(const char *mode) {
+  alarm(20); /* a hang is a failure too (SIGALRM) */
   if (strcmp(mode, "double-free") == 0) {
     char *p = malloc(40);
     free(p);
@@ -36,6 +37,24 @@ static int child(const char *mode) {
     pthread_join(t, NULL);
     pthread_create(&t, NULL, free_in_thread, p);
     pthread_join(t, NULL);
+  } else if (strcmp(mode, "double-free-huge") == 0) { /* once hung: the segment cached twice */
+    char *p = malloc(8 << 20);
+    free(p);
+    free(p);
+    for (int i = 0; i < 4; i++) free(keep = malloc(8 << 20));
+  } else if (strcmp(mode, "realloc-freed-huge") == 0) {
+    char *p = malloc(8 << 20);
+    free(p);
+    keep = realloc(p, 9 << 20);
+  } else if (strcmp(mode, "double-free-remote-aba") == 0) { /* once a cycle the owner walked forever */
+    char *a = malloc(48), *b = malloc(48);
+    pthread_t t;
+    char *order[3] = {a, b, a};
+    for (int i = 0; i < 3; i++) {
+      pthread_create(&t, NULL, free_in_thread, order[i]);
+      pthread_join(t, NULL);
+    }
+    for (int i = 0; i < 20000; i++) keep = malloc(48); /* the owner collects its remote frees */
   } else if (strcmp(mode, "foreign") == 0) {
     int local = 0;
     free(&local);
@@ -85,13 +104,24 @@ static int count_lines_with(const char *s, const char *needle) {
   return n;
 }
 
-static void expect_abort(const char *self, const char *mode, const char *needle) {
-  result_t r = run(self, mode, NULL, NULL);
+static void expect_abort_env(const char *self, const char *mode, const char *needle, const char *env) {
+  result_t r = run(self, mode, env, NULL);
   CHECKF(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "%s: status %d", mode, r.status);
   CHECKF(strstr(r.out, needle) != NULL, "%s: no '%s' in: %s", mode, needle, r.out);
   CHECKF(strstr(r.out, "memtally: error: ") != NULL && strstr(r.out, " at 0x") != NULL, "%s: %s", mode, r.out);
   CHECKF(count_lines_with(r.out, "memtally: error") == 1, "%s: one line: %s", mode, r.out);
   CHECK(strstr(r.out, "carried on") == NULL);
+}
+
+static void expect_abort(const char *self, const char *mode, const char *needle) {
+  expect_abort_env(self, mode, needle, NULL);
+}
+
+/* MEMTALLY_ABORT=0: one report, then the program goes on (no hang) */
+static void expect_carry_on(const char *self, const char *mode, const char *needle) {
+  result_t r = run(self, mode, "MEMTALLY_ABORT=0", NULL);
+  CHECKF(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s, abort=0: status %d", mode, r.status);
+  CHECKF(strstr(r.out, needle) && strstr(r.out, "carried on"), "%s, abort=0: %s", mode, r.out);
 }
 
 int main(int argc, char **argv) {
@@ -108,6 +138,15 @@ int main(int argc, char **argv) {
   expect_abort(self, "double-free-large", "not an allocated block");
   expect_abort(self, "foreign", "free of a pointer memtally does not own");
   expect_abort(self, "interior", "free of a pointer inside a block");
+  expect_abort(self, "double-free-huge", "double free at 0x");
+  expect_abort(self, "double-free-huge", "(huge block)");
+  expect_abort_env(self, "double-free-huge", "double free at 0x", "MEMTALLY_MODE=lean");
+  expect_abort_env(self, "double-free-huge", "double free at 0x", "MEMTALLY_MODE=speed");
+  expect_abort(self, "realloc-freed-huge", "realloc of a freed block");
+  expect_abort(self, "double-free-remote-aba", "double free");
+  expect_abort(self, "double-free-remote-aba", "(size class 2, 48-byte blocks)");
+  expect_carry_on(self, "double-free-huge", "double free at 0x");
+  expect_carry_on(self, "double-free-remote-aba", "double free");
 
   /* MEMTALLY_ABORT=0: report and carry on */
   result_t r = run(self, "double-free", "MEMTALLY_ABORT=0", NULL);

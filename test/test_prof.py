@@ -259,6 +259,21 @@ elif CASE == "dump":
     run("dump", {"MEMTALLY_PROF_OUT": ""}, target)
     got, _ = read_raw(target)
     check("site_keep" in got, "mt_prof_dump wrote a readable profile")
+elif CASE == "static":
+    # a fully static program: start-up allocations come before the constructor and the unwinder
+    env = dict(os.environ, MEMTALLY_PROF_OUT=prefix, MEMTALLY_PROF_RATE="1")
+    env.pop("LD_PRELOAD", None)
+    p = subprocess.run([os.path.join(BINDIR, "static_target")], env=env, capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0 and p.stdout == "static done\n", f"static program ran: {p.returncode} {p.stderr[-300:]}")
+    path = one("prof.*.exit.pb.gz")
+    if path:
+        site = [0, 0, 0, 0]
+        for values, names in read_samples(path):
+            if "static_site" in names:
+                site = [a + b for a, b in zip(site, values)]
+        want_space = sum(100 + i for i in range(1000))
+        want_inuse = sum(100 + i for i in range(1, 1000, 2))
+        check(site == [1000, want_space, 500, want_inuse], f"static_site exact at rate 1: {site}")
 elif CASE == "badinput":
     p = run("dump", {"MEMTALLY_PROF_RATE": "lots", "MEMTALLY_PROF": "perhaps"}, os.path.join(work, "d.pb.gz"))
     check("invalid value 'lots' for MEMTALLY_PROF_RATE; using the default 512K" in p.stderr, "bad rate warned")

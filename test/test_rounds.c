@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "check.h"
+#include "mt_api.h"
 
 #define SLOTS 1000
 static void *_Atomic slots[SLOTS];
