@@ -162,6 +162,7 @@ void mt__options_init(void) {
   if (environ == NULL) return; /* too early: try again later */
   int expected = 0;
   if (!atomic_compare_exchange_strong(&mt_options_done, &expected, 1)) return;
+  if (mt__os_secure()) return; /* setuid/setgid: MEMTALLY_* is the caller's, not the program's; defaults */
   mt_option_read(MT_OPT_MODE); /* first: the mode chooses the next defaults */
   const long long *md = mt_mode_defaults[mt__opt[MT_OPT_MODE]];
   mt__opt[MT_OPT_PURGE_DELAY] = md[0];

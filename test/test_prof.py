@@ -274,6 +274,46 @@ elif CASE == "static":
         want_space = sum(100 + i for i in range(1000))
         want_inuse = sum(100 + i for i in range(1, 1000, 2))
         check(site == [1000, want_space, 500, want_inuse], f"static_site exact at rate 1: {site}")
+elif CASE == "files":
+    # links planted at every name the writer used to use (and at the final names) are never
+    # written through; the files are the owner's only; a prefix too long gets one warning
+    victim = os.path.join(work, "victim")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # wait until the links are in place, then become the target
+        os.close(w)
+        os.read(r, 1)
+        env = dict(os.environ, MEMTALLY_PROF_OUT=prefix)
+        env.pop("LD_PRELOAD", None)
+        os.execve(TARGET, [TARGET, "accuracy", "0.01"], env)
+    os.close(r)
+    planted = []
+    for kind in ("exit.pb.gz", "stats.json"):
+        final = f"{prefix}.{pid}.{kind}"
+        for name in (final, f"{final}.tmp.{pid}"):
+            os.symlink(victim, name)
+            planted.append(name)
+    os.write(w, b"x")
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"target ran with links planted: {status}")
+    with open(victim) as f:
+        check(f.read() == "precious\n", "the link target is unchanged")
+    stats = f"{prefix}.{pid}.stats.json"
+    check(os.path.isfile(stats) and not os.path.islink(stats), "the statistics replaced the link at their name")
+    final = f"{prefix}.{pid}.exit.pb.gz"
+    check(os.path.isfile(final) and not os.path.islink(final), "the profile replaced the link at its name")
+    if os.path.isfile(final):
+        check(os.stat(final).st_mode & 0o777 == 0o600, f"profile mode {oct(os.stat(final).st_mode & 0o777)}")
+        read_raw(final)
+    leftovers = [n for n in os.listdir(work) if ".tmp." in n and os.path.join(work, n) not in planted]
+    check(not leftovers, f"no temporary files left: {leftovers}")
+    long_prefix = os.path.join(work, "x" * 5000)
+    p = run("accuracy", {"MEMTALLY_PROF_OUT": long_prefix}, "0.01")
+    check(p.stderr.count("memtally: warning: cannot write profiles: MEMTALLY_PROF_OUT is too long") == 1,
+          f"one warning for a prefix too long: {p.stderr.strip()[:200]}")
 elif CASE == "badinput":
     p = run("dump", {"MEMTALLY_PROF_RATE": "lots", "MEMTALLY_PROF": "perhaps"}, os.path.join(work, "d.pb.gz"))
     check("invalid value 'lots' for MEMTALLY_PROF_RATE; using the default 512K" in p.stderr, "bad rate warned")

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -135,14 +137,33 @@ uint64_t mt__os_wall_ns(void) {
 
 int mt__os_getpid(void) { return (int)getpid(); }
 
+/* 64 bits nobody can guess: the kernel's random source, or (without it)
+ * the clock mixed with addresses that differ per process under ASLR. */
+static uint64_t mt_os_random(void) {
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;
+  r = mt__os_now_ns() ^ ((uint64_t)(uintptr_t)&r << 16) ^ (uint64_t)(uintptr_t)mt_os_random;
+  r ^= r >> 33;
+  r *= 0xff51afd7ed558ccdULL;
+  return r ^ (r >> 29);
+}
+
+/* The temporary file has a name that cannot be predicted and is created
+ * exclusively, never through a link, readable by the owner only: a link or
+ * file planted at any name memtally might use is never written through. The
+ * rename replaces a link at path itself, not its target. */
 int mt__os_write_file_atomic(const char *path, const void *data, size_t len) {
   char tmp[4096];
-  int n = snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-  if (n <= 0 || n >= (int)sizeof tmp) {
-    errno = ENAMETOOLONG;
-    return -1;
+  int fd = -1;
+  for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%d.%016llx", path, (int)getpid(), (unsigned long long)mt_os_random());
+    if (n <= 0 || n >= (int)sizeof tmp) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) return -1;
   }
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return -1;
   const uint8_t *p = data;
   size_t left = len;
@@ -240,6 +261,8 @@ const char *mt__os_getenv(const char *name) {
 }
 
 void mt__os_abort(void) { abort(); }
+
+int mt__os_secure(void) { return getauxval(AT_SECURE) != 0; }
 
 int mt__os_mutex_reclaim(pthread_mutex_t *m) {
   int held = pthread_mutex_trylock(m) != 0;

@@ -40,7 +40,9 @@ MT_HIDDEN uint64_t mt__os_now_ns(void);  /* monotonic */
 MT_HIDDEN uint64_t mt__os_wall_ns(void); /* since the epoch */
 MT_HIDDEN int mt__os_getpid(void);
 /* Write len bytes to path through a temporary file in the same directory,
- * renamed into place, so readers never see a torn file. 0 or -1 (errno). */
+ * renamed into place, so readers never see a torn file. The temporary's
+ * name is unpredictable and it is created with O_EXCL|O_NOFOLLOW, mode
+ * 0600. 0 or -1 (errno; ENAMETOOLONG for a path too long). */
 MT_HIDDEN int mt__os_write_file_atomic(const char *path, const void *data, size_t len);
 /* Call fn on SIGUSR2 (fn must only set a flag). */
 MT_HIDDEN void mt__os_on_sigusr2(void (*fn)(int));
@@ -52,6 +54,9 @@ MT_HIDDEN uint64_t mt__os_rss(void);
 MT_HIDDEN uint64_t mt__os_thread_id(void);
 /* Write to stderr with no allocation and no stdio. */
 MT_HIDDEN void mt__os_write_err(const char *s, size_t n);
+/* 1 in a setuid or setgid program (or one with file capabilities): the
+ * environment is its caller's and must not steer it (AT_SECURE). */
+MT_HIDDEN int mt__os_secure(void);
 /* getenv that works before libc is fully set up (reads environ). */
 MT_HIDDEN const char *mt__os_getenv(const char *name);
 MT_HIDDEN void mt__os_abort(void) __attribute__((noreturn));

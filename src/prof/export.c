@@ -333,7 +333,14 @@ static int mt_out_path(char *buf, size_t cap, const char *what, int seq) {
 
 static void mt_write_kind(const char *what, int seq, bool window) {
   char path[4096];
-  if (mt_out_path(path, sizeof path, what, seq) != 0) return;
+  if (mt_out_path(path, sizeof path, what, seq) != 0) {
+    int expected = 0;
+    if (mt__opt_str[MT_OPT_PROF_OUT] != NULL && atomic_compare_exchange_strong(&mt_warned, &expected, 1)) {
+      static const char msg[] = "memtally: warning: cannot write profiles: MEMTALLY_PROF_OUT is too long\n";
+      mt__os_write_err(msg, sizeof msg - 1);
+    }
+    return;
+  }
   int expected = 0;
   if (!atomic_compare_exchange_strong(&mt_writing, &expected, 1)) return;
   mt__prof_write(path, window, what);
