@@ -41,6 +41,11 @@ bench: deps-bench
 	@echo "== profiling every allocation: memtally (rate 1) against heaptrack and jemalloc's profiler"
 	@python3 bench/run.py --build $(BUILD) --rounds 3 --scale 0.1 --only cfrac,espresso,mixed,rptest-2t \
 	  --allocs mt-noprof,mt-rate1,jemalloc-prof,heaptrack --base mt-rate1 --markdown $(BUILD)/bench-prof.md
+	@echo "== the hardening's cost: memtally against the same build with it compiled out (-DMEMTALLY_HARDEN=OFF)"
+	@cmake -S . -B $(BUILD)/nocheck -DMEMTALLY_HARDEN=OFF -DMEMTALLY_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD)/nocheck -j$(JOBS) --target memtally -- --no-print-directory
+	@python3 bench/run.py --build $(BUILD) --rounds $(ROUNDS) --allocs memtally,mt-nocheck --base mt-nocheck \
+	  --markdown $(BUILD)/bench-harden.md
 	@sh bench/fastpath.sh $(BUILD)
 	@sh bench/instructions.sh $(BUILD) b_mstress 0.25 1
 	@echo "== allocs/op: malloc, a region, obstack, talloc"

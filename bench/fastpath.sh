@@ -13,6 +13,8 @@ count() { # LD_PRELOAD value -> instructions per pair inside churn (inclusive)
   echo "$total" | awk '{printf "%.1f", $1 / 1001000}'
 }
 mt=$(count "$PWD/$build/libmemtally.so")
+nc=""
+[ -f "$build/nocheck/libmemtally.so" ] && nc=", memtally without its hardening $(count "$PWD/$build/nocheck/libmemtally.so")"
 mi=$(count "$(ls /usr/lib/x86_64-linux-gnu/libmimalloc.so.2* | head -1)")
 gl=$(count "")
-echo "instructions per malloc(32)+free pair (callgrind): memtally $mt, mimalloc $mi, glibc $gl"
+echo "instructions per malloc(32)+free pair (callgrind): memtally $mt$nc, mimalloc $mi, glibc $gl"

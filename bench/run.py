@@ -43,6 +43,9 @@ def allocators(build, names):
         "mt-rate1": (lib, {"MEMTALLY_PROF_RATE": "1", "MEMTALLY_PROF_OUT": os.path.join(scratch, "mt")}, []),
         "glibc": (None, {}, []),
     }
+    nocheck = os.path.join(build, "nocheck", "libmemtally.so")  # cmake -DMEMTALLY_HARDEN=OFF (make bench)
+    if os.path.exists(nocheck):
+        known["mt-nocheck"] = (nocheck, {}, [])
     for name, pats in (("mimalloc", ["libmimalloc.so.2*"]), ("jemalloc", ["libjemalloc.so.2"]),
                        ("tcmalloc", ["libtcmalloc_minimal.so.4", "libtcmalloc.so.4"])):
         found = find_lib(pats)
@@ -117,8 +120,8 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--markdown", default="")
     ap.add_argument("--allocs", default="memtally,mt-noprof,mt-lean,mt-speed,glibc,mimalloc,jemalloc,tcmalloc",
-                    help="columns: memtally, mt-lean, mt-speed, mt-noprof, mt-rate1, glibc, mimalloc, jemalloc, "
-                         "jemalloc-prof, tcmalloc, heaptrack")
+                    help="columns: memtally, mt-lean, mt-speed, mt-noprof, mt-rate1, mt-nocheck (the hardening "
+                         "compiled out), glibc, mimalloc, jemalloc, jemalloc-prof, tcmalloc, heaptrack")
     ap.add_argument("--base", default="mimalloc", help="the column ratios are taken against")
     opt = ap.parse_args()
     bindir = os.path.join(opt.build, "bench")

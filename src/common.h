@@ -24,6 +24,12 @@
 #ifndef MT_DEBUG
 #define MT_DEBUG 0
 #endif
+/* Free-list link encoding and the fast paths' misuse checks. On in every
+ * build; MT_HARDEN=0 (cmake -DMEMTALLY_HARDEN=OFF) exists only to measure
+ * their cost. */
+#ifndef MT_HARDEN
+#define MT_HARDEN 1
+#endif
 MT_HIDDEN void mt__assert_fail(const char *what, const char *file, int line) __attribute__((noreturn, cold));
 #if MT_DEBUG > 0
 #define mt_assert(x) (mt_likely(x) ? (void)0 : mt__assert_fail(#x, __FILE__, __LINE__))

@@ -20,6 +20,13 @@ static void *free_in_thread(void *p) {
   return NULL;
 }
 
+static void *alloc_two(void *arg) {
+  void **pair = arg;
+  pair[0] = malloc(48);
+  pair[1] = malloc(48);
+  return NULL;
+}
+
 static int child(const char *mode) {
   alarm(20); /* a hang is a failure too (SIGALRM) */
   if (strcmp(mode, "double-free") == 0) {
@@ -55,6 +62,67 @@ static int child(const char *mode) {
       pthread_join(t, NULL);
     }
     for (int i = 0; i < 20000; i++) keep = malloc(48); /* the owner collects its remote frees */
+  } else if (strncmp(mode, "poison-", 7) == 0) { /* a write into a freed block's link */
+    static long target[8];
+    char *a = malloc(48), *b = malloc(48);
+    if (strcmp(mode, "poison-remote") == 0) {
+      pthread_t t;
+      pthread_create(&t, NULL, free_in_thread, a);
+      pthread_join(t, NULL);
+    } else if (strcmp(mode, "poison-overflow") == 0) {
+      free(b); /* then an 8-byte overflow off the end of the block before it */
+      a = b - 48;
+    } else {
+      free(a);
+    }
+    uintptr_t bad = strcmp(mode, "poison-wild") == 0 ? (uintptr_t)0x4141414141414141ULL : (uintptr_t)target;
+    memcpy(strcmp(mode, "poison-overflow") == 0 ? b : a, &bad, sizeof bad);
+    for (int i = 0; i < 5000; i++) {
+      char *q = malloc(48);
+      if (q == (char *)target || !mt_owns(q)) {
+        puts("FOREIGN ADDRESS HANDED OUT");
+        return 1;
+      }
+    }
+  } else if (strcmp(mode, "double-free-aba") == 0 || strcmp(mode, "double-free-aba-medium") == 0) {
+    size_t n = mode[15] ? 5000 : 48;
+    char *a = malloc(n), *b = malloc(n);
+    free(a);
+    free(b);
+    free(a);
+    char *x = malloc(n), *y = malloc(n), *z = malloc(n);
+    if (x == y || y == z || x == z) puts("DUPLICATE BLOCK");
+  } else if (strcmp(mode, "double-free-exited") == 0) { /* blocks of an exited thread's page */
+    pthread_t t;
+    void *pair[2];
+    pthread_create(&t, NULL, alloc_two, pair);
+    pthread_join(t, NULL);
+    free(pair[0]);
+    free(pair[1]);
+    free(pair[0]);
+  } else if (strcmp(mode, "double-free-remote-then-owner") == 0) {
+    char *a = malloc(48);
+    pthread_t t;
+    pthread_create(&t, NULL, free_in_thread, a);
+    pthread_join(t, NULL);
+    free(a);
+  } else if (strcmp(mode, "realloc-freed") == 0) {
+    char *a = malloc(100), *b = malloc(100);
+    free(a);
+    free(b);
+    keep = realloc(a, 200);
+  } else if (strcmp(mode, "interior-small") == 0) {
+    char *p = malloc(100);
+    free(p + 16);
+  } else if (strcmp(mode, "interior-memalign") == 0) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, 100) == 0) free((char *)p + 64);
+  } else if (strcmp(mode, "interior-large-4096") == 0) {
+    char *p = malloc(300000);
+    free(p + 4096);
+  } else if (strcmp(mode, "realloc-interior") == 0) {
+    char *p = malloc(100);
+    keep = realloc(p + 32, 50);
   } else if (strcmp(mode, "foreign") == 0) {
     int local = 0;
     free(&local);
@@ -135,7 +203,6 @@ int main(int argc, char **argv) {
   expect_abort(self, "double-free", "double free at 0x");
   expect_abort(self, "double-free", "(size class 2, 48-byte blocks)");
   expect_abort(self, "double-free-remote", "double free");
-  expect_abort(self, "double-free-large", "not an allocated block");
   expect_abort(self, "foreign", "free of a pointer memtally does not own");
   expect_abort(self, "interior", "free of a pointer inside a block");
   expect_abort(self, "double-free-huge", "double free at 0x");
@@ -145,6 +212,34 @@ int main(int argc, char **argv) {
   expect_abort(self, "realloc-freed-huge", "realloc of a freed block");
   expect_abort(self, "double-free-remote-aba", "double free");
   expect_abort(self, "double-free-remote-aba", "(size class 2, 48-byte blocks)");
+  /* hardening: poisoned links, double frees not in a row, interior pointers */
+  expect_abort(self, "poison-local", "corrupted free list");
+  expect_abort(self, "poison-wild", "corrupted free list");
+  expect_abort(self, "poison-remote", "corrupted free list");
+  expect_abort(self, "poison-overflow", "corrupted free list");
+  expect_abort(self, "poison-local", "(size class 2, 48-byte blocks)");
+  expect_abort(self, "double-free-aba", "double free at 0x");
+  expect_abort(self, "double-free-aba-medium", "double free at 0x");
+  expect_abort_env(self, "double-free-aba", "double free at 0x", "MEMTALLY_PROF_RATE=1"); /* sampled blocks */
+  expect_abort(self, "double-free-exited", "double free at 0x");
+  expect_abort(self, "double-free-remote-then-owner", "double free at 0x");
+  expect_abort(self, "realloc-freed", "realloc of a freed block");
+  expect_abort(self, "interior-small", "free of a pointer inside a block");
+  expect_abort(self, "interior-memalign", "free of a pointer inside a block");
+  expect_abort(self, "interior-large-4096", "free of a pointer inside a block");
+  expect_abort(self, "realloc-interior", "realloc of a pointer inside a block");
+  expect_abort(self, "double-free-large", "double free");
+  result_t rf = run(self, "foreign", NULL, NULL);
+  CHECKF(strstr(rf.out, "(huge block)") == NULL, "a stack address is no huge block: %s", rf.out);
+  static const char *const carry[] = {"poison-local", "poison-wild", "poison-remote", "poison-overflow",
+                                      "double-free-aba", "double-free-exited", "double-free-remote-then-owner",
+                                      "interior-small", "interior-large-4096", "realloc-freed"};
+  for (size_t i = 0; i < sizeof carry / sizeof carry[0]; i++) {
+    result_t rr = run(self, carry[i], "MEMTALLY_ABORT=0", NULL);
+    CHECKF(WIFEXITED(rr.status) && WEXITSTATUS(rr.status) == 0 && strstr(rr.out, "carried on") &&
+               !strstr(rr.out, "FOREIGN") && !strstr(rr.out, "DUPLICATE"),
+           "%s, abort=0: status %d: %s", carry[i], rr.status, rr.out);
+  }
   expect_carry_on(self, "double-free-huge", "double free at 0x");
   expect_carry_on(self, "double-free-remote-aba", "double free");
 

@@ -57,18 +57,31 @@
  * (once the block is published the owner may retire the page). */
 #define MT_XFREE_FULL ((uintptr_t)1)
 
+/* A free block. Its link is stored encoded (mt_link_*): a write into a freed
+ * block cannot make malloc return a chosen address, and every decoded link
+ * is checked to be a block of the same page before use. While free, its
+ * second word holds mt__free_key, so free() finds most double frees with
+ * one compare (then a walk of the page's lists confirms). */
 typedef struct mt_block {
-  struct mt_block *next;
+  uintptr_t link;                /* next free block ^ page->key */
+  uintptr_t freed;               /* mt__free_key while free, 0 once handed out */
 } mt_block;
 
 struct mt_heap;
 struct mt_segment;
 
+/* The fields malloc and free touch come first: with the descriptor aligned
+ * to a cache line, a fast path reads one line of it (and adjacent pages'
+ * cross-thread lists do not share a line). */
 typedef struct mt_page {
   mt_block *free;                /* blocks ready to hand out (owner only) */
   _Atomic uintptr_t owner_tag;   /* owning heap, see MT_TAG_* */
+  uintptr_t key;                 /* xor-ed into every free-list link of this page (random) */
+  uint64_t div;                  /* ceil(2^64 / block_size): see mt_page_is_block */
+  uint8_t *start;                /* first block */
   uint32_t used;                 /* blocks out: handed out minus taken back */
   uint32_t block_size;           /* bytes per block */
+  uint32_t span;                 /* bytes of blocks from start: reserved * block_size */
   uint8_t cls;                   /* size class, MT_CLASS_LARGE or MT_CLASS_HUGE */
   uint8_t slot_count;            /* slots in this span */
   uint8_t first_slot;            /* index of the span's first slot (interior slots too) */
@@ -78,10 +91,9 @@ typedef struct mt_page {
   uint32_t capacity;             /* blocks linked into lists so far (lazy) */
   uint32_t reserved;             /* blocks that fit in the span */
   _Atomic uintptr_t xfree;       /* blocks freed by other threads, | MT_XFREE_FULL */
-  uint8_t *start;                /* first block */
   struct mt_heap *_Atomic heap;  /* owner, for remote frees to flag full pages */
   struct mt_page *next, *prev;   /* queue links within the heap */
-} mt_page;
+} __attribute__((aligned(64))) mt_page;
 
 typedef struct mt_segment {
   uint32_t page_shift;           /* MT_SLOT_SHIFT, or 63 for a huge segment (index 0) */
@@ -112,6 +124,7 @@ typedef struct mt_heap {
   int64_t prof_left;                  /* bytes until the next sample */
   int64_t keep_left;                  /* bytes until the next bookkeeping */
   uint64_t prof_rng;                  /* sampling interval generator state */
+  uint64_t key_rng;                   /* source of its pages' link keys (seeded from mt__free_key) */
   int in_prof;                        /* 1 while the profiler runs on this thread */
   struct mt_stack_cache *prof_cache;  /* recently unwound stacks (profiler memory) */
   const char *prof_label;             /* region whose chunk is being allocated, or NULL */
@@ -138,6 +151,30 @@ typedef struct mt_heap {
  * have their own, except large pages (one block each, marked when sampled). */
 MT_INLINE unsigned mt_page_kind(const mt_page *page) {
   return page->cls == MT_CLASS_LARGE ? 0u : page->sampled;
+}
+
+/* ---- free-list links and block checks ---- */
+MT_HIDDEN extern uintptr_t mt__free_key; /* random, never 0 once the process is set up */
+
+/* Is off (bytes from page->start) the start of one of the page's blocks?
+ * Within the span, and a multiple of the block size by the divisibility
+ * test off * ceil(2^64/d) mod 2^64 < ceil(2^64/d) (exact for off < 2^32):
+ * a subtraction, a multiplication and two compares, no division. */
+MT_INLINE int mt_page_is_block(const mt_page *page, uintptr_t off) {
+  return off < page->span && (uint64_t)off * page->div < page->div;
+}
+MT_INLINE uint64_t mt_block_div(uint32_t block_size) { return UINT64_MAX / block_size + 1; }
+MT_INLINE void mt_link_set(const mt_page *page, mt_block *b, const mt_block *next) {
+  b->link = (uintptr_t)next ^ page->key;
+}
+/* A link that decodes to no block of the page: NULL when it was the end of
+ * the list, else reported (one line naming the block), and NULL: the rest
+ * of the list is dropped, never followed. */
+MT_HIDDEN mt_block *mt__link_bad(const mt_page *page, const mt_block *b, uintptr_t next) MT_COLD;
+MT_INLINE mt_block *mt_link_next(const mt_page *page, const mt_block *b) {
+  uintptr_t next = b->link ^ page->key;
+  if (mt_unlikely(!mt_page_is_block(page, next - (uintptr_t)page->start))) return mt__link_bad(page, b, next);
+  return (mt_block *)next;
 }
 
 /* ---- size classes (sizeclass in alloc.c) ---- */

@@ -39,6 +39,9 @@ void mt__init(void) {
   int expected = 0;
   if (atomic_compare_exchange_strong(&mt_init_state, &expected, 1)) {
     mt__os_init();
+    uintptr_t key = 0;
+    while (key == 0) key = (uintptr_t)mt__os_random();
+    mt__free_key = key;
     mt__options_init();
     mt__prof_init();
     pthread_key_create(&mt_heap_key, mt_heap_done);

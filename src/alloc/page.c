@@ -67,15 +67,19 @@ void mt__page_collect(mt_heap *heap, mt_page *page) {
                                                 memory_order_relaxed)) {
   }
   mt_block *list = (mt_block *)(w & ~MT_XFREE_FULL);
-  uintptr_t lo = (uintptr_t)page->start, span = (uintptr_t)page->reserved * page->block_size;
   uint32_t n = 1;
   mt_block *tail = list;
-  if ((uintptr_t)list - lo >= span) goto corrupt;
-  while (tail->next != NULL) {
-    tail = tail->next;
-    if (mt_unlikely(++n > page->used || (uintptr_t)tail - lo >= span)) goto corrupt;
+  if (!mt_page_is_block(page, (uintptr_t)list - (uintptr_t)page->start)) goto corrupt;
+  for (;;) {
+    mt_block *next = mt_link_next(page, tail); /* NULL at the end, or reported and NULL */
+    if (next == NULL) {
+      if ((tail->link ^ page->key) != 0) return; /* a bad link: the list is dropped */
+      break;
+    }
+    tail = next;
+    if (mt_unlikely(++n > page->used)) goto corrupt;
   }
-  tail->next = page->free;
+  mt_link_set(page, tail, page->free);
   page->free = list;
   page->used -= n;
   return;
@@ -110,16 +114,37 @@ static void mt_page_extend(mt_page *page) {
   if (count > left) count = left;
   uint8_t *first = page->start + (size_t)page->capacity * bsize;
   uint8_t *p = first;
-  for (uint32_t i = 1; i < count; i++, p += bsize) ((mt_block *)p)->next = (mt_block *)(p + bsize);
-  ((mt_block *)p)->next = page->free;
+  uintptr_t key = page->key, mark = mt__free_key;
+  for (uint32_t i = 1; i < count; i++, p += bsize) {
+    ((mt_block *)p)->link = (uintptr_t)(p + bsize) ^ key;
+    ((mt_block *)p)->freed = mark;
+  }
+  mt_link_set(page, (mt_block *)p, page->free);
+  ((mt_block *)p)->freed = mark;
   page->free = (mt_block *)first;
   page->capacity += count;
+}
+
+/* A page's link key: splitmix64 over the heap's state, which starts from
+ * the process's secret and a counter, so keys differ per page and cannot be
+ * derived without the secret. Never 0. */
+static uintptr_t mt_page_new_key(mt_heap *heap) {
+  if (!MT_HARDEN) return 0; /* links stored plain: only to measure what the checks cost */
+  static _Atomic uint64_t seeds;
+  if (heap->key_rng == 0) heap->key_rng = mt__free_key ^ (atomic_fetch_add(&seeds, 1) * 0x9e3779b97f4a7c15ULL);
+  uint64_t z = (heap->key_rng += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return (uintptr_t)(z ^ (z >> 31)) | 1;
 }
 
 static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bsize, uint32_t reserved, int sampled) {
   mt_segment *seg = mt_segment_of(page);
   page->start = (uint8_t *)seg + ((size_t)page->first_slot << MT_SLOT_SHIFT);
   page->block_size = bsize;
+  page->div = mt_block_div(bsize);
+  page->span = (uint32_t)((size_t)reserved * bsize);
+  page->key = mt_page_new_key(heap);
   page->cls = (uint8_t)cls;
   page->reserved = reserved;
   page->capacity = 0;
@@ -261,6 +286,7 @@ void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
       mt_store(&page->owner_tag, (uintptr_t)heap | MT_TAG_ALIGNED);
     }
   }
+  ((mt_block *)p)->freed = 0; /* the memory may carry an old block's free mark */
   mt_counter_add(&heap->nalloc[MT_CLASS_LARGE], 1);
   mt_counter_add(&heap->large_bytes_alloc, bsize);
   mt_track_malloc(p, size, bsize - (size_t)(p - page->start));
@@ -276,6 +302,8 @@ int mt__large_grow_in_place(mt_heap *heap, mt_page *page, size_t size) {
   uint32_t bsize = (uint32_t)((size_t)slots << MT_SLOT_SHIFT);
   mt_counter_add(&heap->large_bytes_alloc, bsize - page->block_size);
   page->block_size = bsize;
+  page->div = mt_block_div(bsize);
+  page->span = bsize;
   page->reserved = 1;
   mt_track_unpoison(page->start, bsize);
   return 0;
@@ -327,7 +355,7 @@ static void mt_page_validate(mt_heap *heap, mt_page *page, unsigned kind, unsign
   mt_assert(page->used <= page->capacity && page->capacity <= page->reserved);
   uintptr_t lo = (uintptr_t)page->start, span = (uintptr_t)page->reserved * page->block_size;
   uint32_t n = 0;
-  for (mt_block *b = page->free; b != NULL; b = b->next) {
+  for (mt_block *b = page->free; b != NULL; b = mt_link_next(page, b)) {
     mt_assert((uintptr_t)b - lo < span && ((uintptr_t)b - lo) % page->block_size == 0);
     mt_assert(++n <= page->capacity - page->used);
   }

@@ -48,7 +48,8 @@ static void *mt_sampled_block(mt_heap *heap, unsigned cls, size_t size) {
   if (page->free == NULL) page = mt__page_alloc_slow(heap, cls, 1);
   if (page == NULL) return NULL;
   mt_block *b = page->free;
-  page->free = b->next;
+  page->free = mt_link_next(page, b);
+  b->freed = 0;
   page->used++;
   (void)size;
   mt_track_malloc(b, size, page->block_size);
@@ -79,13 +80,15 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
        * of samples; the class counters stay as they were. */
       mt_block *b = block;
       mt_track_free(b, page->block_size);
+      b->freed = mt__free_key;
       page->free = b;
       page->used--;
       void *s = mt_sampled_block(heap, page->cls, size);
       if (s != NULL) {
         block = s;
       } else {
-        page->free = b->next;
+        page->free = mt_link_next(page, b);
+        b->freed = 0;
         page->used++;
         mt_track_malloc(b, size, page->block_size);
       }

@@ -139,10 +139,10 @@ int mt__os_getpid(void) { return (int)getpid(); }
 
 /* 64 bits nobody can guess: the kernel's random source, or (without it)
  * the clock mixed with addresses that differ per process under ASLR. */
-static uint64_t mt_os_random(void) {
+uint64_t mt__os_random(void) {
   uint64_t r = 0;
   if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;
-  r = mt__os_now_ns() ^ ((uint64_t)(uintptr_t)&r << 16) ^ (uint64_t)(uintptr_t)mt_os_random;
+  r = mt__os_now_ns() ^ ((uint64_t)(uintptr_t)&r << 16) ^ (uint64_t)(uintptr_t)mt__os_random;
   r ^= r >> 33;
   r *= 0xff51afd7ed558ccdULL;
   return r ^ (r >> 29);
@@ -156,7 +156,7 @@ int mt__os_write_file_atomic(const char *path, const void *data, size_t len) {
   char tmp[4096];
   int fd = -1;
   for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%d.%016llx", path, (int)getpid(), (unsigned long long)mt_os_random());
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%d.%016llx", path, (int)getpid(), (unsigned long long)mt__os_random());
     if (n <= 0 || n >= (int)sizeof tmp) {
       errno = ENAMETOOLONG;
       return -1;

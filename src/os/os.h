@@ -57,6 +57,8 @@ MT_HIDDEN void mt__os_write_err(const char *s, size_t n);
 /* 1 in a setuid or setgid program (or one with file capabilities): the
  * environment is its caller's and must not steer it (AT_SECURE). */
 MT_HIDDEN int mt__os_secure(void);
+/* 64 random bits from the kernel (the clock and addresses without it). */
+MT_HIDDEN uint64_t mt__os_random(void);
 /* getenv that works before libc is fully set up (reads environ). */
 MT_HIDDEN const char *mt__os_getenv(const char *name);
 MT_HIDDEN void mt__os_abort(void) __attribute__((noreturn));
