@@ -162,6 +162,31 @@ elif CASE == "flame":
         subprocess.run([chrome] + flags + ["--user-data-dir=" + os.path.join(work, "c2"), "--screenshot=" + shot,
                                            "file://" + html], capture_output=True, timeout=120)
         check(os.path.exists(shot) and os.path.getsize(shot) > 1000, f"screenshot {shot}")
+elif CASE == "outfile":
+    # flame -o never replaces what is not a regular file, and leaves no temporary behind
+    base = fixture("base")
+    victim = os.path.join(work, "victim")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    link = os.path.join(work, "link.html")
+    os.symlink(victim, link)
+    fifo = os.path.join(work, "fifo.html")
+    os.mkfifo(fifo)
+    subdir = os.path.join(work, "dir.html")
+    os.mkdir(subdir)
+    for target in (link, fifo, subdir):
+        p = tool("flame", base, "-o", target, expect=2)
+        check("not a regular file" in p.stderr and p.stderr.count("\n") == 1, f"one line refuses {target}: {p.stderr}")
+    check(os.path.islink(link) and open(victim).read() == "precious\n", "the link and its target are unchanged")
+    check(os.path.exists(fifo) and not os.path.isfile(fifo), "the fifo is still a fifo")
+    plain = os.path.join(work, "plain.html")
+    with open(plain, "w") as f:
+        f.write("old")
+    tool("flame", base, "-o", plain)
+    check(open(plain).read().startswith("<!DOCTYPE html>") or "<html" in open(plain).read(), "a regular file is replaced")
+    tool("flame", base, "-o", os.path.join(work, "no-such-dir", "x.html"), expect=2)
+    left = [n for n in os.listdir(work) if ".tmp." in n]
+    check(not left, f"no temporary files left: {left}")
 elif CASE == "large":
     big = fixture("large")
     t0 = time.time()

@@ -6,14 +6,17 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "profile.h"
@@ -180,14 +183,32 @@ static int cmd_flame(int argc, char **argv) {
   int rc = parse_opts(argc, argv, &o, &file, 1, &outpath, usage_flame);
   if (rc) return rc;
   if (outpath == NULL) return fail("flame needs -o OUT.html%s%s", "", "");
+  /* Only a regular file (or nothing) is replaced: never a device node, a
+   * directory or a link (rename would replace the link itself). */
+  struct stat st;
+  if (lstat(outpath, &st) == 0 && !S_ISREG(st.st_mode))
+    return fail("refusing to replace %s: %s", outpath, "not a regular file");
   mtt_profile p;
   if (load(file, &p)) return 2;
   char tmp[PATH_MAX];
-  snprintf(tmp, sizeof tmp, "%s.tmp", outpath);
-  FILE *out = fopen(tmp, "w");
+  int fd = -1;
+  for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
+    unsigned long long r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) r = (unsigned long long)time(NULL) * 2654435761u + (unsigned)attempt;
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%d.%016llx", outpath, (int)getpid(), r);
+    if (n <= 0 || n >= (int)sizeof tmp) {
+      mtt_profile_free(&p);
+      return fail("cannot write %s: %s", outpath, "path too long");
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
   if (out == NULL) {
+    int e = errno;
+    if (fd >= 0) close(fd), unlink(tmp);
     mtt_profile_free(&p);
-    return fail("cannot write %s: %s", outpath, strerror(errno));
+    return fail("cannot write %s: %s", outpath, strerror(e));
   }
   char err[256];
   rc = mtt_flame(&p, &o, out, err, sizeof err);
