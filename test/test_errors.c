@@ -123,6 +123,22 @@ static int child(const char *mode) {
   } else if (strcmp(mode, "realloc-interior") == 0) {
     char *p = malloc(100);
     keep = realloc(p + 32, 50);
+  } else if (strcmp(mode, "region-double-delete") == 0) {
+    mt_region *r = mt_region_new(NULL, "twice");
+    mt_region_alloc(r, 100);
+    mt_region_delete(r);
+    mt_region_delete(r);
+  } else if (strcmp(mode, "region-child-of-deleted") == 0) {
+    mt_region *parent = mt_region_new(NULL, "parent");
+    mt_region *child = mt_region_new(parent, "child");
+    mt_region_alloc(child, 100);
+    mt_region_delete(parent); /* deletes the child too */
+    if (mt_region_alloc(child, 100) != NULL) puts("ALLOCATED FROM A DELETED REGION");
+  } else if (strcmp(mode, "free-region-memory") == 0) {
+    mt_region *r = mt_region_new(NULL, "owned");
+    char *p = mt_region_alloc(r, 100);
+    free(p);
+    mt_region_delete(r);
   } else if (strcmp(mode, "foreign") == 0) {
     int local = 0;
     free(&local);
@@ -229,11 +245,15 @@ int main(int argc, char **argv) {
   expect_abort(self, "interior-large-4096", "free of a pointer inside a block");
   expect_abort(self, "realloc-interior", "realloc of a pointer inside a block");
   expect_abort(self, "double-free-large", "double free");
+  expect_abort(self, "region-double-delete", "region deleted twice");
+  expect_abort(self, "region-child-of-deleted", "allocation from a deleted region");
+  expect_abort(self, "free-region-memory", "free of a pointer inside a block");
   result_t rf = run(self, "foreign", NULL, NULL);
   CHECKF(strstr(rf.out, "(huge block)") == NULL, "a stack address is no huge block: %s", rf.out);
   static const char *const carry[] = {"poison-local", "poison-wild", "poison-remote", "poison-overflow",
                                       "double-free-aba", "double-free-exited", "double-free-remote-then-owner",
-                                      "interior-small", "interior-large-4096", "realloc-freed"};
+                                      "interior-small", "interior-large-4096", "realloc-freed",
+                                      "region-double-delete", "region-child-of-deleted", "free-region-memory"};
   for (size_t i = 0; i < sizeof carry / sizeof carry[0]; i++) {
     result_t rr = run(self, carry[i], "MEMTALLY_ABORT=0", NULL);
     CHECKF(WIFEXITED(rr.status) && WEXITSTATUS(rr.status) == 0 && strstr(rr.out, "carried on") &&

@@ -54,6 +54,9 @@ typedef struct mt_dblock { /* debug mode: before every block */
 } mt_dblock;
 #define MT_DBLOCK_MAGIC 0x6d74726567696f6eULL
 
+#define MT_REGION_LIVE 0x6c6c61746d6c6976ULL /* mt_region.magic while the region lives */
+#define MT_REGION_DEAD 0x646165646d6c6976ULL /* after mt_region_delete */
+
 struct mt_region {
   uint8_t *cur, *end;          /* the bump range in the newest chunk */
   mt_chunk *chunks;            /* newest first */
@@ -68,8 +71,18 @@ struct mt_region {
   int has_backing, debug;
   uint64_t requested_plain;    /* bytes asked for since the last reset (owner thread) */
   _Atomic uint64_t held, nchunks, high_water;
+  uint64_t magic;              /* MT_REGION_LIVE, MT_REGION_DEAD once deleted */
   char name[48];
 };
+
+/* r is a live region, or misuse is reported (one line) and 0 returned. A
+ * deleted region's bump range is empty, so every allocation from it comes
+ * here: live regions pay nothing on the fast path. */
+static int mt_region_live(const mt_region *r, const char *what) {
+  if (r->magic == MT_REGION_LIVE) return 1;
+  mt__report(r->magic == MT_REGION_DEAD ? what : "use of a pointer that is not a region", r, -1);
+  return 0;
+}
 
 static pthread_mutex_t mt_regions_lock = PTHREAD_MUTEX_INITIALIZER;
 static mt_region *mt_regions_all;
@@ -278,6 +291,10 @@ void *mt_region_alloc_aligned(mt_region *r, size_t size, size_t align) {
 }
 
 static MT_NOINLINE void *mt_region_alloc_checked(mt_region *r, size_t size, size_t align) {
+  if (mt_unlikely(!mt_region_live(r, "allocation from a deleted region (or a child of one)"))) {
+    errno = EINVAL;
+    return NULL;
+  }
   if (mt_unlikely(size > ((size_t)1 << 40))) {
     errno = ENOMEM;
     return NULL;
@@ -395,6 +412,7 @@ mt_region *mt_region_new_with(mt_region *parent, const char *name, const mt_regi
     return NULL;
   }
   snprintf(r->name, sizeof r->name, "%s", name ? name : "");
+  r->magic = MT_REGION_LIVE;
   r->next_chunk = MT_CHUNK_MIN;
   r->debug = mt__opt[MT_OPT_REGION_DEBUG] != 0;
   if (r->debug) mt_debug_install();
@@ -453,15 +471,16 @@ static void mt_release(mt_region *r, int keep_one) {
 }
 
 void mt_region_reset(mt_region *r) {
-  if (r == NULL) return;
+  if (r == NULL || !mt_region_live(r, "reset of a deleted region")) return;
   for (mt_region *c = r->child; c != NULL; c = c->next) mt_region_reset(c);
   mt_release(r, 1);
 }
 
 void mt_region_delete(mt_region *r) {
-  if (r == NULL) return;
+  if (r == NULL || !mt_region_live(r, "region deleted twice")) return;
   while (r->child != NULL) mt_region_delete(r->child); /* children first */
   mt_release(r, 0);
+  r->magic = MT_REGION_DEAD;
   if (r->parent != NULL) {
     if (r->prev) r->prev->next = r->next;
     else r->parent->child = r->next;
