@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """make_profile.py -- write deterministic pprof heap profiles for the command's tests.
 
-usage: make_profile.py base|new|large OUT.pb.gz
+usage: make_profile.py base|new|large|deep|empties OUT.pb.gz
   base, new  a small program's heap profile; new holds more at load_config (growing)
   large      100 000 distinct stacks and 1 000 000 samples, for the speed test
+  deep       one sample of 1 000 000 frames (hostile: recursion on depth)
+  empties    5 000 000 empty samples in a few KB (hostile: memory per sample)
 """
 import gzip
 import sys
@@ -127,8 +129,22 @@ def large():
     return b.encode()
 
 
+def deep():
+    b = Builder()
+    loc = b.location("recurse", "deep.c", 7)
+    b.parts.append(msg(2, packed(1, [loc] * 1000000) + packed(2, [1, 64, 1, 64])))
+    return b.encode()
+
+
+def empties():
+    b = Builder()
+    b.sample([("main", "e.c", 1)], [1, 64, 1, 64])
+    b.parts.append(msg(2, b"") * 5000000)
+    return b.encode()
+
+
 if __name__ == "__main__":
     kind, out = sys.argv[1], sys.argv[2]
-    data = large() if kind == "large" else small(kind)
+    data = {"large": large, "deep": deep, "empties": empties}.get(kind, lambda: small(kind))()
     with gzip.open(out, "wb") as f:
         f.write(data)

@@ -187,6 +187,24 @@ elif CASE == "outfile":
     tool("flame", base, "-o", os.path.join(work, "no-such-dir", "x.html"), expect=2)
     left = [n for n in os.listdir(work) if ".tmp." in n]
     check(not left, f"no temporary files left: {left}")
+elif CASE == "hostile":
+    # hostile profiles: no recursion on input depth, memory bounded, a clear answer
+    deep = fixture("deep")
+    html = os.path.join(work, "deep.html")
+    p = tool("flame", deep, "-o", html, timeout=120)
+    check(os.path.getsize(deep) < 100000 and os.path.exists(html), "a 1,000,000-frame sample draws (no stack overflow)")
+    p = tool("report", deep, "--by", "stack", "--top", "1", timeout=120)
+    check("recurse" in p.stdout, "and reports")
+    empties = fixture("empties")
+    p = tool("report", empties, timeout=120)
+    # the report's own peak, measured in a process that runs nothing else
+    probe = "import resource,subprocess,sys;subprocess.run(sys.argv[1:],capture_output=True);" \
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    peak_kib = int(subprocess.run([sys.executable, "-c", probe, TOOL, "report", empties], capture_output=True,
+                                  text=True, timeout=120).stdout.strip() or 0)
+    check(os.path.getsize(empties) < 100000, f"5,000,000 empty samples in {os.path.getsize(empties)} bytes")
+    check(peak_kib < 400 * 1024, f"report's peak RSS {peak_kib >> 10} MiB (was 1.8 GB)")
+    check("main" in p.stdout, "the one real sample is reported")
 elif CASE == "large":
     big = fixture("large")
     t0 = time.time()

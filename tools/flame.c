@@ -39,28 +39,61 @@ static void json_name(FILE *out, const char *s) {
   fputc('"', out);
 }
 
-static void emit(FILE *out, const node *n) {
-  fputs("{\"n\":", out);
-  json_name(out, n->name);
-  fprintf(out, ",\"v\":%.0f,\"o\":%.0f", n->value, n->objects);
-  if (n->child) {
-    fputs(",\"c\":[", out);
-    for (const node *c = n->child; c; c = c->next) {
-      emit(out, c);
-      if (c->next) fputc(',', out);
+/* The tree as nested JSON. Iterative, with a stack on the heap: a hostile
+ * profile may hold a sample of a million frames, and recursion as deep as
+ * the input would overflow the C stack. Returns -1 when out of memory. */
+static int emit(FILE *out, const node *root) {
+  size_t cap = 64, depth = 0;
+  const node **stack = malloc(cap * sizeof *stack);
+  if (!stack) return -1;
+  const node *n = root;
+  for (;;) {
+    fputs("{\"n\":", out);
+    json_name(out, n->name);
+    fprintf(out, ",\"v\":%.0f,\"o\":%.0f", n->value, n->objects);
+    if (n->child) { /* descend: the node stays open on the stack */
+      fputs(",\"c\":[", out);
+      if (depth == cap) {
+        const node **grown = realloc(stack, 2 * cap * sizeof *stack);
+        if (!grown) {
+          free(stack);
+          return -1;
+        }
+        stack = grown, cap *= 2;
+      }
+      stack[depth++] = n;
+      n = n->child;
+      continue;
     }
-    fputc(']', out);
+    fputc('}', out);
+    /* close finished parents until a node has a next sibling */
+    while (n->next == NULL && depth > 0) {
+      n = stack[--depth];
+      fputs("]}", out);
+    }
+    if (depth == 0 && (n == root || n->next == NULL)) break;
+    fputc(',', out);
+    n = n->next;
   }
-  fputc('}', out);
+  free(stack);
+  return 0;
 }
 
+/* Free the nodes below n without recursion: a child's children are spliced
+ * into the sibling list before it is freed. */
 static void free_tree(node *n) {
-  node *c = n->child;
-  while (c) {
-    node *next = c->next;
-    free_tree(c);
+  node *list = n->child;
+  while (list) {
+    node *c = list;
+    if (c->child) {
+      node *last = c->child;
+      while (last->next) last = last->next;
+      last->next = c->next;
+      list = c->child;
+    } else {
+      list = c->next;
+    }
     free(c);
-    c = next;
   }
 }
 
@@ -109,7 +142,7 @@ int mtt_flame(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, 
   node root = {"all", 0, 0, NULL, NULL};
   char buf[64];
   char **addr_names = NULL;
-  size_t naddr = 0;
+  size_t naddr = 0, addr_cap = 0;
   for (size_t s = 0; s < p->nsamples; s++) {
     const mtt_sample *S = &p->samples[s];
     double v = (double)S->values[vi], ob = oi >= 0 ? (double)S->values[oi] : 0;
@@ -124,9 +157,12 @@ int mtt_flame(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, 
         name = p->functions[l->lines[0].function].name;
       } else {
         snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)l->address);
-        char **grown = realloc(addr_names, (naddr + 1) * sizeof *grown);
-        if (!grown) break;
-        addr_names = grown;
+        if (naddr == addr_cap) { /* grow by doubling: a million frames without names stay linear */
+          char **grown = realloc(addr_names, (addr_cap ? 2 * addr_cap : 64) * sizeof *grown);
+          if (!grown) break;
+          addr_names = grown;
+          addr_cap = addr_cap ? 2 * addr_cap : 64;
+        }
         addr_names[naddr] = strdup(buf);
         name = addr_names[naddr++];
         if (!name) break;
@@ -143,11 +179,15 @@ int mtt_flame(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, 
   fputs(",\"title\":", out);
   json_name(out, p->type_names[vi]);
   fputs(",\"tree\":", out);
-  emit(out, &root);
+  int rc = emit(out, &root);
   fputs("};\n", out);
   fputs(page_script, out);
   free_tree(&root);
   for (size_t i = 0; i < naddr; i++) free(addr_names[i]);
   free(addr_names);
+  if (rc != 0) {
+    snprintf(err, errlen, "out of memory");
+    return 2;
+  }
   return 0;
 }

@@ -190,6 +190,14 @@ int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *er
         } else skip(&s, wire);
       }
       if (s.bad) r.bad = 1;
+      /* a sample with no nonzero value adds nothing to any report: not kept,
+       * so millions of empty samples in a small file cost no memory */
+      int any = 0;
+      for (size_t k = 0; k < x->values.n && !any; k++) any = x->values.v[k] != 0;
+      if (!any) {
+        free(x->locs.v), free(x->values.v);
+        ns--;
+      }
     } else if (num == 4 && wire == 2) { /* location */
       GROW(locs, nl, cl);
       raw_loc *x = &locs[nl++];
