@@ -5,18 +5,9 @@
 #include <new>
 #include <vector>
 
+#include "check.h"
 #include "fault_shim.h"
 #include "memtally.h"
-
-static int failures, checks;
-#define CHECK(c)                                                                 \
-  do {                                                                           \
-    checks++;                                                                    \
-    if (!(c)) {                                                                  \
-      failures++;                                                                \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-    }                                                                            \
-  } while (0)
 
 static int handler_calls;
 static void give_up() {
@@ -65,6 +56,5 @@ int main() {
     delete[] ok;
     handler_calls = 0;
   }
-  std::fprintf(stderr, "fault_new: %d checks, %d failed\n", checks, failures);
-  return failures != 0;
+  return check_summary("fault_new");
 }
