@@ -191,9 +191,12 @@ elif CASE == "hostile":
     # hostile profiles: no recursion on input depth, memory bounded, a clear answer
     deep = fixture("deep")
     html = os.path.join(work, "deep.html")
-    p = tool("flame", deep, "-o", html, timeout=120)
-    check(os.path.getsize(deep) < 100000 and os.path.exists(html), "a 1,000,000-frame sample draws (no stack overflow)")
-    p = tool("report", deep, "--by", "stack", "--top", "1", timeout=120)
+    p = tool("report", deep, expect=2)
+    check(p.stderr.count("\n") == 1 and "over the limit of 65536 (--max-frames)" in p.stderr,
+          f"a 1,000,000-frame sample is refused by default in one line: {p.stderr.strip()}")
+    p = tool("flame", deep, "--max-frames", "2M", "-o", html, timeout=120)
+    check(os.path.getsize(deep) < 100000 and os.path.exists(html), "with the limit raised it draws (no stack overflow)")
+    p = tool("report", deep, "--max-frames", "2M", "--by", "stack", "--top", "1", timeout=120)
     check("recurse" in p.stdout, "and reports")
     empties = fixture("empties")
     p = tool("report", empties, timeout=120)
@@ -205,6 +208,9 @@ elif CASE == "hostile":
     check(os.path.getsize(empties) < 100000, f"5,000,000 empty samples in {os.path.getsize(empties)} bytes")
     check(peak_kib < 400 * 1024, f"report's peak RSS {peak_kib >> 10} MiB (was 1.8 GB)")
     check("main" in p.stdout, "the one real sample is reported")
+    p = tool("report", empties, "--max-size", "1M", expect=2)
+    check(p.stderr.count("\n") == 1 and "inflates past the limit of 1048576 bytes (--max-size)" in p.stderr,
+          f"a profile inflating past --max-size is refused in one line: {p.stderr.strip()}")
 elif CASE == "large":
     big = fixture("large")
     t0 = time.time()

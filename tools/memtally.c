@@ -55,7 +55,10 @@ static const char *usage_report =
     "                 the profile's default type, else inuse_space)\n"
     "  --by KEY       group by function (default), source line, stack or region\n"
     "  --top N        rows to print (default 20)\n"
-    "  --json         machine-readable output\n";
+    "  --json         machine-readable output\n"
+    "  --max-size N   refuse a profile over N bytes, in the file or inflated (default 1G; K/M/G)\n"
+    "  --max-frames N refuse a sample of more than N frames (default 65536)\n"
+    "  (report, diff and flame take --max-size and --max-frames)\n";
 
 static const char *usage_diff =
     "usage: memtally diff BASE NEW [--sample TYPE] [--by KEY] [--top N] [--json]\n"
@@ -115,6 +118,14 @@ static int parse_opts(int argc, char **argv, mtt_options *o, const char **files,
       o->top = (int)n;
     } else if (strcmp(a, "--json") == 0) {
       o->json = 1;
+    } else if ((strcmp(a, "--max-size") == 0 || strcmp(a, "--max-frames") == 0) && i + 1 < argc) {
+      char *end;
+      unsigned long long n = strtoull(argv[++i], &end, 10);
+      unsigned long long unit = *end == 'K' ? 1ULL << 10 : *end == 'M' ? 1ULL << 20 : *end == 'G' ? 1ULL << 30 : 1;
+      if (unit > 1) end++;
+      if (*end || n == 0 || n > (1ULL << 40) / unit) return fail("%s wants a positive number, not '%s'", a, argv[i]);
+      if (a[6] == 's') mtt_limit.max_bytes = (size_t)(n * unit);
+      else mtt_limit.max_frames = (size_t)(n * unit);
     } else if (strcmp(a, "-o") == 0 && outpath != NULL && i + 1 < argc) {
       *outpath = argv[++i];
     } else if (a[0] == '-' && a[1] != 0) {

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#define MTT_MAX_INPUT ((size_t)4 << 30)
+mtt_limits mtt_limit = {MTT_DEFAULT_MAX_BYTES, MTT_DEFAULT_MAX_FRAMES};
 
 typedef struct rd {
   const uint8_t *p, *end;
@@ -153,6 +153,7 @@ int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *er
   uint64_t comment = 0, default_type = 0;
   unsigned num, wire;
   const char *why = "not a pprof profile";
+  char limit_msg[128];
   while (field(&r, &num, &wire)) {
     if (num == 1 && wire == 2) { /* sample_type */
       rd s = sub(&r);
@@ -190,6 +191,12 @@ int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *er
         } else skip(&s, wire);
       }
       if (s.bad) r.bad = 1;
+      if (x->locs.n > mtt_limit.max_frames) {
+        snprintf(limit_msg, sizeof limit_msg, "a sample of %zu frames is over the limit of %zu (--max-frames)",
+                 x->locs.n, mtt_limit.max_frames);
+        why = limit_msg;
+        goto fail;
+      }
       /* a sample with no nonzero value adds nothing to any report: not kept,
        * so millions of empty samples in a small file cost no memory */
       int any = 0;
@@ -372,11 +379,14 @@ int mtt_profile_read(const char *path, mtt_profile *p, char *err, size_t errlen)
   for (;;) {
     if (len == cap) {
       cap = cap ? cap * 2 : 65536;
-      uint8_t *b = cap <= MTT_MAX_INPUT ? realloc(buf, cap) : NULL;
+      uint8_t *b = cap / 2 < mtt_limit.max_bytes ? realloc(buf, cap) : NULL;
       if (b == NULL) {
         free(buf);
         fclose(f);
-        snprintf(err, errlen, "file too large");
+        if (cap / 2 >= mtt_limit.max_bytes)
+          snprintf(err, errlen, "larger than the limit of %zu bytes (--max-size)", mtt_limit.max_bytes);
+        else
+          snprintf(err, errlen, "out of memory");
         return -1;
       }
       buf = b;
@@ -420,7 +430,10 @@ int mtt_profile_read(const char *path, mtt_profile *p, char *err, size_t errlen)
       if (rc == Z_STREAM_END) break;
       if (rc != Z_OK && rc != Z_BUF_ERROR) break;
       if (zs.avail_out == 0) {
-        if (ocap >= MTT_MAX_INPUT) break;
+        if (ocap >= mtt_limit.max_bytes) {
+          rc = Z_MEM_ERROR; /* reported as over the limit below */
+          break;
+        }
         uint8_t *o = realloc(out, ocap * 2);
         if (o == NULL) break;
         out = o;
@@ -433,7 +446,10 @@ int mtt_profile_read(const char *path, mtt_profile *p, char *err, size_t errlen)
     free(buf);
     if (out == NULL || rc != Z_STREAM_END) {
       free(out);
-      snprintf(err, errlen, rc == Z_STREAM_END ? "out of memory" : "corrupt or truncated gzip data");
+      if (rc == Z_MEM_ERROR)
+        snprintf(err, errlen, "inflates past the limit of %zu bytes (--max-size)", mtt_limit.max_bytes);
+      else
+        snprintf(err, errlen, rc == Z_STREAM_END ? "out of memory" : "corrupt or truncated gzip data");
       return -1;
     }
     data = out;

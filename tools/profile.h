@@ -50,6 +50,18 @@ typedef struct mtt_profile {
 
 /* Read a pprof profile (gzipped or not). 0 on success; on failure -1 and a
  * one-line reason in err. */
+/* What a profile may ask of the reader; past either limit, reading stops
+ * with one line naming it. max_bytes bounds the file and its inflated form
+ * (memory is then a small multiple of it); max_frames bounds one sample's
+ * stack. The command's --max-size and --max-frames raise them. */
+typedef struct mtt_limits {
+  size_t max_bytes;
+  size_t max_frames;
+} mtt_limits;
+#define MTT_DEFAULT_MAX_BYTES ((size_t)1 << 30)
+#define MTT_DEFAULT_MAX_FRAMES ((size_t)1 << 16)
+extern mtt_limits mtt_limit;
+
 int mtt_profile_read(const char *path, mtt_profile *p, char *err, size_t errlen);
 /* Decode a profile from memory (the fuzz target's entry point). */
 int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *err, size_t errlen);
