@@ -15,7 +15,11 @@
  *   ordinary blocks; anything else (interior slot of a span, huge block,
  *   page with aligned interior pointers, abandoned page) sends free() to its
  *   slow path;
- * - per-thread counters are only written by their thread and summed on read. */
+ * - per-thread counters are only written by their thread and summed on read;
+ * - every free-list link is stored xor-ed with its page's key and checked,
+ *   once decoded, to be a block of that page before it is followed; a free
+ *   block's second word holds mt__free_key (mt_block);
+ * - a page on a full queue is never a class's current page. */
 #ifndef MT_ALLOC_H
 #define MT_ALLOC_H
 
