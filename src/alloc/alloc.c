@@ -200,6 +200,35 @@ static int mt_block_is_free(const mt_page *page, const mt_block *b, int owner) {
   return 0;
 }
 
+/* Does b carry the free mark and sit on a free list (see mt_block_is_free)? */
+static int mt_block_freed(const mt_page *page, const mt_block *b, int owner) {
+  return MT_HARDEN && mt_track_readable(&b->freed, sizeof b->freed) && b->freed == mt__free_key &&
+         mt_block_is_free(page, b, owner);
+}
+
+/* What p is on its page (interior slots resolved): the block it starts, or
+ * on a page of aligned blocks the block it lies in; else why it is none.
+ * free and realloc share it, with their own words for the report. */
+enum { MT_PTR_BLOCK, MT_PTR_FREED_SPAN, MT_PTR_NOT_BLOCK, MT_PTR_INTERIOR };
+static const char *const mt_free_misuse[] = {NULL, "double free (the block's memory is free)",
+                                             "free of a pointer that is not an allocated block",
+                                             "free of a pointer inside a block"};
+static const char *const mt_realloc_misuse_what[] = {NULL, "realloc of a freed block (its memory is free)",
+                                                     "realloc of a pointer that is not an allocated block",
+                                                     "realloc of a pointer inside a block"};
+static int mt_ptr_block(const mt_page *page, const void *p, mt_block **out) {
+  uintptr_t tag = mt_load(&page->owner_tag);
+  if (tag == MT_TAG_NONE) return MT_PTR_FREED_SPAN; /* a span given back: freed already */
+  if (tag == MT_TAG_INTERIOR || tag == MT_TAG_HUGE || (const uint8_t *)p < page->start ||
+      (const uint8_t *)p >= page->start + page->span)
+    return MT_PTR_NOT_BLOCK;
+  *out = (mt_block *)p;
+  if (mt_page_is_block(page, (uintptr_t)p - (uintptr_t)page->start)) return MT_PTR_BLOCK;
+  if (!page->aligned) return MT_PTR_INTERIOR;
+  *out = mt_block_start((mt_page *)page, p); /* the division is off the fast path */
+  return MT_PTR_BLOCK;
+}
+
 static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, uint8_t map) {
   int saved_errno = errno;
   if (map == MT_MAP_NONE || seg->is_huge) {
@@ -221,33 +250,20 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
     goto done;
   }
   page = mt_page_resolve(seg, page);
+  mt_block *b = NULL;
+  int kind_of_p = mt_ptr_block(page, p, &b);
+  if (kind_of_p != MT_PTR_BLOCK) {
+    mt__report(mt_free_misuse[kind_of_p], p, kind_of_p == MT_PTR_INTERIOR ? mt_page_report_cls(page) : -1);
+    goto done;
+  }
   uintptr_t tag = mt_load(&page->owner_tag);
-  if (tag == MT_TAG_NONE) { /* a span given back: this block was freed already */
-    mt__report("double free (the block's memory is free)", p, -1);
-    goto done;
-  }
-  if (tag == MT_TAG_INTERIOR || tag == MT_TAG_HUGE || (uint8_t *)p < page->start ||
-      (uint8_t *)p >= page->start + page->span) {
-    mt__report("free of a pointer that is not an allocated block", p, -1);
-    goto done;
-  }
-  /* Only pages that handed out aligned interior pointers accept a pointer
-   * off a block's start (the division is off the fast path). */
-  mt_block *b = (mt_block *)p;
-  if (!mt_page_is_block(page, (uintptr_t)p - (uintptr_t)page->start)) {
-    if (!page->aligned) {
-      mt__report("free of a pointer inside a block", p, page->cls < MT_NCLASSES ? page->cls : MT_CLASS_LARGE);
-      goto done;
-    }
-    b = mt_block_start(page, p);
-  }
   if (tag != MT_TAG_ABANDONED) tag &= ~MT_TAG_FLAGS;
   mt_heap *heap = mt__tls_heap;
   unsigned cls = page->cls;
   uint32_t bsize = page->block_size;
   mt_track_free(b, bsize);
-  if (MT_HARDEN && b->freed == mt__free_key && mt_block_is_free(page, b, tag == (uintptr_t)heap)) {
-    mt__report("double free", p, cls < MT_NCLASSES ? (int)cls : MT_CLASS_LARGE);
+  if (mt_block_freed(page, b, tag == (uintptr_t)heap)) {
+    mt__report("double free", p, mt_page_report_cls(page));
     goto done;
   }
   if (page->sampled) mt__prof_on_free(b);
@@ -345,26 +361,14 @@ void *mt_calloc(size_t count, size_t size) {
 
 /* realloc of something that is not a live block: reported (1), or 0. */
 static MT_NOINLINE int mt_realloc_misuse(mt_page *page, const void *p) {
-  uintptr_t tag = mt_load(&page->owner_tag);
-  int cls = page->cls < MT_NCLASSES ? page->cls : MT_CLASS_LARGE;
-  if (tag == MT_TAG_NONE) {
-    mt__report("realloc of a freed block (its memory is free)", p, -1);
+  mt_block *b = NULL;
+  int kind_of_p = mt_ptr_block(page, p, &b);
+  if (kind_of_p != MT_PTR_BLOCK) {
+    mt__report(mt_realloc_misuse_what[kind_of_p], p, kind_of_p == MT_PTR_INTERIOR ? mt_page_report_cls(page) : -1);
     return 1;
   }
-  if (tag == MT_TAG_INTERIOR || tag == MT_TAG_HUGE || (const uint8_t *)p >= page->start + page->span ||
-      (const uint8_t *)p < page->start) {
-    mt__report("realloc of a pointer that is not an allocated block", p, -1);
-    return 1;
-  }
-  if (!mt_page_is_block(page, (uintptr_t)p - (uintptr_t)page->start)) {
-    if (page->aligned) return 0;
-    mt__report("realloc of a pointer inside a block", p, cls);
-    return 1;
-  }
-  const mt_block *b = p;
-  if (MT_HARDEN && mt_track_readable(&b->freed, sizeof b->freed) && b->freed == mt__free_key &&
-      mt_block_is_free(page, b, (mt_load(&page->owner_tag) & ~MT_TAG_FLAGS) == (uintptr_t)mt__tls_heap)) {
-    mt__report("realloc of a freed block", p, cls);
+  if (mt_block_freed(page, b, (mt_load(&page->owner_tag) & ~MT_TAG_FLAGS) == (uintptr_t)mt__tls_heap)) {
+    mt__report("realloc of a freed block", p, mt_page_report_cls(page));
     return 1;
   }
   return 0;
@@ -519,8 +523,7 @@ uintptr_t mt__free_key;
 
 mt_block *mt__link_bad(const mt_page *page, const mt_block *b, uintptr_t next) {
   if (next == 0) return NULL;
-  mt__report("corrupted free list: a freed block was overwritten", b,
-             page->cls < MT_NCLASSES ? page->cls : MT_CLASS_LARGE);
+  mt__report("corrupted free list: a freed block was overwritten", b, mt_page_report_cls(page));
   return NULL;
 }
 

@@ -181,6 +181,14 @@ MT_INLINE mt_block *mt_link_next(const mt_page *page, const mt_block *b) {
   return (mt_block *)next;
 }
 
+/* Take b, the head of page's list, outside malloc's own pop (which leaves
+ * by tail calls): its successor becomes the head, its free mark is cleared. */
+MT_INLINE void mt_page_take_head(mt_page *page, mt_block *b) {
+  page->free = mt_link_next(page, b);
+  b->freed = 0;
+  page->used++;
+}
+
 /* ---- size classes (sizeclass in alloc.c) ---- */
 MT_HIDDEN extern const uint32_t mt__class_size[MT_NCLASSES];
 
@@ -268,6 +276,8 @@ MT_HIDDEN void mt__huge_after_fork(void); /* the child: lock usable, lists sound
 
 /* ---- misuse reports (alloc.c) ---- */
 MT_HIDDEN void mt__report(const char *what, const void *p, int cls) MT_COLD;
+/* The class a report names for a block of page: its size class, or large. */
+MT_INLINE int mt_page_report_cls(const mt_page *page) { return page->cls < MT_NCLASSES ? page->cls : MT_CLASS_LARGE; }
 
 /* ---- the countdown hook (sample.c) ---- */
 /* The countdown crossed zero after block was popped from page (NULL page for

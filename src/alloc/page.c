@@ -85,7 +85,7 @@ void mt__page_collect(mt_heap *heap, mt_page *page) {
   return;
 corrupt:
   mt__report(n > page->used ? "double free (a block freed twice by other threads)" : "corrupted free list", tail,
-             page->cls < MT_NCLASSES ? page->cls : MT_CLASS_LARGE);
+             mt_page_report_cls(page));
 }
 
 int mt__page_mark_full(mt_page *page) {
@@ -353,10 +353,10 @@ static void mt_page_validate(mt_heap *heap, mt_page *page, unsigned kind, unsign
   mt_assert(page->cls == cls && mt_page_kind(page) == kind);
   mt_assert(page->in_full == (uint8_t)full);
   mt_assert(page->used <= page->capacity && page->capacity <= page->reserved);
-  uintptr_t lo = (uintptr_t)page->start, span = (uintptr_t)page->reserved * page->block_size;
+  mt_assert(page->span == page->reserved * page->block_size);
   uint32_t n = 0;
-  for (mt_block *b = page->free; b != NULL; b = mt_link_next(page, b)) {
-    mt_assert((uintptr_t)b - lo < span && ((uintptr_t)b - lo) % page->block_size == 0);
+  for (mt_block *b = page->free; b != NULL; b = mt_link_next(page, b)) { /* each link checked as it is followed */
+    mt_assert(mt_page_is_block(page, (uintptr_t)b - (uintptr_t)page->start));
     mt_assert(++n <= page->capacity - page->used);
   }
 }

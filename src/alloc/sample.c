@@ -48,9 +48,7 @@ static void *mt_sampled_block(mt_heap *heap, unsigned cls, size_t size) {
   if (page->free == NULL) page = mt__page_alloc_slow(heap, cls, 1);
   if (page == NULL) return NULL;
   mt_block *b = page->free;
-  page->free = mt_link_next(page, b);
-  b->freed = 0;
-  page->used++;
+  mt_page_take_head(page, b);
   (void)size;
   mt_track_malloc(b, size, page->block_size);
   return b;
@@ -87,9 +85,7 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
       if (s != NULL) {
         block = s;
       } else {
-        page->free = mt_link_next(page, b);
-        b->freed = 0;
-        page->used++;
+        mt_page_take_head(page, b);
         mt_track_malloc(b, size, page->block_size);
       }
       page = s != NULL ? NULL : page;
