@@ -84,6 +84,10 @@ BENCHES = [
     ("mixed", "b_mixed", []),
     ("realloc", "b_realloc", []),
 ]
+# Run only when named with --only (not part of the suite's geometric means).
+EXTRA_BENCHES = [
+    ("thread-churn", "b_churn", []),  # 4,000 short-lived threads whose blocks outlive them
+]
 
 
 def run_one(runner, prog, args, lib, env_extra, prefix=()):
@@ -126,7 +130,8 @@ def main():
     opt = ap.parse_args()
     bindir = os.path.join(opt.build, "bench")
     allocs = allocators(opt.build, [a for a in opt.allocs.split(",") if a])
-    benches = [b for b in BENCHES if not opt.only or b[0] in opt.only.split(",")]
+    only = opt.only.split(",") if opt.only else []
+    benches = [b for b in BENCHES if not only or b[0] in only] + [b for b in EXTRA_BENCHES if b[0] in only]
     times = {(b[0], a[0]): [] for b in benches for a in allocs}
     rss = {(b[0], a[0]): [] for b in benches for a in allocs}
     sums = {}
