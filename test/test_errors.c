@@ -120,6 +120,9 @@ static int child(const char *mode) {
   } else if (strcmp(mode, "interior-large-4096") == 0) {
     char *p = malloc(300000);
     free(p + 4096);
+  } else if (strcmp(mode, "realloc-interior-huge") == 0) { /* once returned the interior pointer */
+    char *p = malloc(3 << 20);
+    keep = realloc(p + 4096, 100);
   } else if (strcmp(mode, "realloc-interior") == 0) {
     char *p = malloc(100);
     keep = realloc(p + 32, 50);
@@ -244,6 +247,7 @@ int main(int argc, char **argv) {
   expect_abort(self, "interior-memalign", "free of a pointer inside a block");
   expect_abort(self, "interior-large-4096", "free of a pointer inside a block");
   expect_abort(self, "realloc-interior", "realloc of a pointer inside a block");
+  expect_abort(self, "realloc-interior-huge", "realloc of a pointer inside a block");
   expect_abort(self, "double-free-large", "double free");
   expect_abort(self, "region-double-delete", "region deleted twice");
   expect_abort(self, "region-child-of-deleted", "allocation from a deleted region");

@@ -389,8 +389,9 @@ void *mt_realloc(void *p, size_t size) {
     errno = EINVAL;
     return NULL;
   }
-  if (hs != NULL && mt_load(&hs->pages[0].owner_tag) != MT_TAG_HUGE) {
-    mt__report("realloc of a freed block", p, MT_CLASS_HUGE);
+  if (hs != NULL && (mt_load(&hs->pages[0].owner_tag) != MT_TAG_HUGE || (uint8_t *)p != (uint8_t *)hs + hs->huge_offset)) {
+    mt__report(mt_load(&hs->pages[0].owner_tag) != MT_TAG_HUGE ? "realloc of a freed block" : "realloc of a pointer inside a block",
+               p, MT_CLASS_HUGE);
     errno = EINVAL;
     return NULL;
   }
