@@ -12,6 +12,8 @@ python3 "$here/make_profile.py" new "$corpus/new.pb.gz"
 # hostile shapes at full size, a few KB each once gzipped (the target inflates them)
 python3 "$here/make_profile.py" deep "$corpus/deep.pb.gz"
 python3 "$here/make_profile.py" empties "$corpus/empties.pb.gz"
+python3 "$here/make_profile.py" types "$corpus/types.pb.gz"
+python3 "$here/make_profile.py" records "$corpus/records.pb.gz"
 # a profile memtally itself wrote
 MEMTALLY_PROF_RATE=4096 MEMTALLY_PROF_OUT="$corpus/real" "$build/test/prof_target" lib >/dev/null
 log=$build/fuzz.log

@@ -6,6 +6,11 @@ usage: make_profile.py base|new|large|deep|empties OUT.pb.gz
   large      100 000 distinct stacks and 1 000 000 samples, for the speed test
   deep       one sample of 1 000 000 frames (hostile: recursion on depth)
   empties    5 000 000 empty samples in a few KB (hostile: memory per sample)
+  types      1 000 sample types and 2 000 000 one-value samples (hostile: values per type)
+  records    2 000 000 empty functions and locations, a location of 1 000 000 lines
+  stacks     100 000 distinct 8-frame stacks through one function of a 4 000-byte
+             name, and 100 000 functions called from main (hostile: report keys
+             and flame graph children)
 """
 import gzip
 import sys
@@ -143,8 +148,45 @@ def empties():
     return b.encode()
 
 
+def types():
+    b = Builder()
+    b.sample([("main", "t.c", 1)], [1, 64, 1, 64])
+    head = b"".join(msg(1, uint(1, b.s(f"type_{i}")) + uint(2, b.s("count"))) for i in range(1000))
+    b.parts.append(msg(2, packed(2, [1])) * 2000000)
+    return head + b.encode()
+
+
+def records():
+    b = Builder()
+    b.sample([("main", "r.c", 1)], [1, 64, 1, 64])
+    b.parts.append(msg(4, b"") * 2000000 + msg(5, b"") * 2000000)
+    b.parts.append(msg(4, uint(1, 999999999) + msg(4, b"") * 1000000))
+    return b.encode()
+
+
+def stacks():
+    b = Builder()
+    name = "x" * 4000
+    fid = b.function(name, "s.c")
+    rng = 99
+    for i in range(100000):
+        # locations 10 000 000 on are distinct lines of one long-named function
+        b.parts.append(msg(4, uint(1, 10000000 + i) + msg(4, uint(1, fid) + uint(2, i + 1))))
+    ids = []
+    for i in range(100000):
+        frames = []
+        for _ in range(8):
+            rng = (rng * 6364136223846793005 + 1442695040888963407) & ((1 << 64) - 1)
+            frames.append(10000000 + (rng >> 33) % 100000)
+        b.parts.append(msg(2, packed(1, frames) + packed(2, [1, 64, 1, 64])))
+    for i in range(100000):
+        b.sample([(f"f{i}", "s.c", 1), ("main", "s.c", 1)], [1, 64, 1, 64])
+    return b.encode()
+
+
 if __name__ == "__main__":
     kind, out = sys.argv[1], sys.argv[2]
-    data = {"large": large, "deep": deep, "empties": empties}.get(kind, lambda: small(kind))()
+    data = {"large": large, "deep": deep, "empties": empties, "types": types, "records": records,
+            "stacks": stacks}.get(kind, lambda: small(kind))()
     with gzip.open(out, "wb") as f:
         f.write(data)

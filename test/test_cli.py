@@ -211,6 +211,27 @@ elif CASE == "hostile":
     p = tool("report", empties, "--max-size", "1M", expect=2)
     check(p.stderr.count("\n") == 1 and "inflates past the limit of 1048576 bytes (--max-size)" in p.stderr,
           f"a profile inflating past --max-size is refused in one line: {p.stderr.strip()}")
+elif CASE == "bombs":
+    # small files that decode to many records: memory stays a fixed multiple
+    # of the decoded size, time stays linear (names are compared once)
+    probe = "import resource,subprocess,sys,time;t=time.time();r=subprocess.run(sys.argv[1:],capture_output=True);" \
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,time.time()-t,r.returncode)"
+    for kind in ("types", "records", "stacks"):
+        path = fixture(kind)
+        with gzip.open(path) as f:
+            decoded = len(f.read())
+        for args in (["report"], ["report", "--by", "line"], ["report", "--by", "stack"],
+                     ["flame", "-o", os.path.join(work, kind + ".html")]):
+            out = subprocess.run([sys.executable, "-c", probe, TOOL, args[0], path] + args[1:], capture_output=True,
+                                 text=True, timeout=300).stdout.split()
+            peak, secs, rc = int(out[0]) << 10, float(out[1]), int(out[2])
+            bound = 32 * decoded + (64 << 20)
+            check(rc == 0 and peak <= bound and secs < 60,
+                  f"{kind} ({os.path.getsize(path)} B, {decoded >> 20} MiB decoded) {' '.join(args[:3])}: "
+                  f"exit {rc}, peak {peak >> 20} MiB (bound {bound >> 20}), {secs:.1f} s")
+    p = tool("report", fixture("stacks"), "--by", "line", "--top", "3")
+    check(re.search(r"^\s+1\s+x{37}\.\.\.", p.stdout, re.M) is not None and "x" * 4000 + " s.c:" in p.stdout,
+          "a site with a 4,000-byte name is reported whole under its row")
 elif CASE == "large":
     big = fixture("large")
     t0 = time.time()

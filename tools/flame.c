@@ -13,29 +13,67 @@
 typedef struct node {
   const char *name;
   double value, objects;
-  struct node *child, *next;
+  struct node *child, *next, *parent;
 } node;
 
-static node *child_of(node *n, const char *name) {
-  for (node *c = n->child; c; c = c->next)
-    if (strcmp(c->name, name) == 0) return c;
+/* Every node by (parent, name), open addressing: finding a child is O(1)
+ * however many siblings it has (a hostile profile may give one frame a
+ * million callees). */
+typedef struct children {
+  node **slot;
+  size_t n, cap;
+} children;
+
+/* Names are compared by pointer: the profile's equal strings are one
+ * pointer, and a location without a name gets one string of its address. */
+static uint64_t child_hash(const node *parent, const char *name) {
+  uint64_t h = ((uint64_t)(uintptr_t)parent ^ ((uint64_t)(uintptr_t)name << 17)) * 0x9e3779b97f4a7c15ULL;
+  return h ^ (h >> 29);
+}
+
+static node *child_of(children *t, node *n, const char *name) {
+  if (2 * (t->n + 1) > t->cap) {
+    size_t cap = t->cap ? 2 * t->cap : 1024;
+    node **s = calloc(cap, sizeof *s);
+    if (!s) return NULL;
+    for (size_t i = 0; i < t->cap; i++)
+      if (t->slot[i]) {
+        size_t j = child_hash(t->slot[i]->parent, t->slot[i]->name) & (cap - 1);
+        while (s[j]) j = (j + 1) & (cap - 1);
+        s[j] = t->slot[i];
+      }
+    free(t->slot);
+    t->slot = s, t->cap = cap;
+  }
+  size_t j = child_hash(n, name) & (t->cap - 1);
+  for (; t->slot[j]; j = (j + 1) & (t->cap - 1))
+    if (t->slot[j]->parent == n && t->slot[j]->name == name) return t->slot[j];
   node *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->name = name;
+  c->parent = n;
   c->next = n->child;
   n->child = c;
+  t->slot[j] = c;
+  t->n++;
   return c;
 }
 
+/* A frame's name as a JSON string, cut at NAME_MAX bytes: the page cannot
+ * show more, and a hostile profile must not turn 8 MB of input into
+ * gigabytes of page through a few long names on many frames. */
+#define NAME_MAX_BYTES 512
 static void json_name(FILE *out, const char *s) {
   fputc('"', out);
-  for (; *s; s++) {
+  const char *end = s + strnlen(s, NAME_MAX_BYTES);
+  for (; s < end; s++) {
     unsigned char c = (unsigned char)*s;
     if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
     else if (c == '<') fputs("\\u003c", out); /* never closes the script element */
     else if (c < 0x20) fprintf(out, "\\u%04x", c);
     else fputc(c, out);
   }
+  if (*s) fputs("...", out);
   fputc('"', out);
 }
 
@@ -139,13 +177,16 @@ static const char *page_script =
 int mtt_flame(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, size_t errlen) {
   int vi, oi;
   if (mtt_pick_type(p, o, &vi, &oi, err, errlen) != 0) return 2;
-  node root = {"all", 0, 0, NULL, NULL};
+  node root = {"all", 0, 0, NULL, NULL, NULL};
+  children index = {NULL, 0, 0};
   char buf[64];
-  char **addr_names = NULL;
-  size_t naddr = 0, addr_cap = 0;
-  for (size_t s = 0; s < p->nsamples; s++) {
+  /* a location without a function name is drawn as its address: one
+   * string per location, made the first time it is met */
+  char **addr_names = calloc(p->nlocations ? p->nlocations : 1, sizeof *addr_names);
+  int rc = addr_names ? 0 : -1;
+  for (size_t s = 0; s < p->nsamples && rc == 0; s++) {
     const mtt_sample *S = &p->samples[s];
-    double v = (double)S->values[vi], ob = oi >= 0 ? (double)S->values[oi] : 0;
+    double v = (double)mtt_value(S, vi), ob = oi >= 0 ? (double)mtt_value(S, oi) : 0;
     if (v == 0) continue;
     node *n = &root;
     n->value += v;
@@ -156,19 +197,18 @@ int mtt_flame(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, 
       if (l->nlines && l->lines[0].function < p->nfunctions && p->functions[l->lines[0].function].name[0]) {
         name = p->functions[l->lines[0].function].name;
       } else {
-        snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)l->address);
-        if (naddr == addr_cap) { /* grow by doubling: a million frames without names stay linear */
-          char **grown = realloc(addr_names, (addr_cap ? 2 * addr_cap : 64) * sizeof *grown);
-          if (!grown) break;
-          addr_names = grown;
-          addr_cap = addr_cap ? 2 * addr_cap : 64;
+        char **a = &addr_names[S->locs[k]];
+        if (*a == NULL) {
+          snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)l->address);
+          *a = strdup(buf);
         }
-        addr_names[naddr] = strdup(buf);
-        name = addr_names[naddr++];
-        if (!name) break;
+        name = *a;
       }
-      n = child_of(n, name);
-      if (!n) break;
+      if (name) n = child_of(&index, n, name);
+      if (!name || !n) {
+        rc = -1;
+        break;
+      }
       n->value += v;
       n->objects += ob;
     }
@@ -179,11 +219,12 @@ int mtt_flame(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, 
   fputs(",\"title\":", out);
   json_name(out, p->type_names[vi]);
   fputs(",\"tree\":", out);
-  int rc = emit(out, &root);
+  if (rc == 0) rc = emit(out, &root);
   fputs("};\n", out);
   fputs(page_script, out);
   free_tree(&root);
-  for (size_t i = 0; i < naddr; i++) free(addr_names[i]);
+  free(index.slot);
+  for (size_t i = 0; addr_names && i < p->nlocations; i++) free(addr_names[i]);
   free(addr_names);
   if (rc != 0) {
     snprintf(err, errlen, "out of memory");

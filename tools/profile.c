@@ -61,62 +61,19 @@ static void skip(rd *r, unsigned wire) {
   }
 }
 
-/* Repeated integers, packed or not. */
-typedef struct vec {
-  uint64_t *v;
-  size_t n, cap;
-} vec;
-
-static int vec_push(vec *a, uint64_t x) {
-  if (a->n == a->cap) {
-    size_t cap = a->cap ? a->cap * 2 : 8;
-    uint64_t *v = realloc(a->v, cap * sizeof *v);
-    if (v == NULL) return -1;
-    a->v = v;
-    a->cap = cap;
-  }
-  a->v[a->n++] = x;
-  return 0;
-}
-
-static void ints(rd *r, unsigned wire, vec *out) {
-  if (wire == 2) {
-    rd s = sub(r);
-    while (s.p < s.end && !s.bad)
-      if (vec_push(out, varint(&s)) != 0) r->bad = 1;
-    if (s.bad) r->bad = 1;
-  } else if (wire == 0) {
-    if (vec_push(out, varint(r)) != 0) r->bad = 1;
+/* The integers of one occurrence of a repeated field, packed (wire 2) or
+ * not (wire 0), as a reader over their varints. */
+static rd ints_of(rd *r, unsigned wire) {
+  rd s = {r->p, r->p, 0};
+  if (wire == 2) return sub(r);
+  if (wire == 0) {
+    varint(r);
+    s.end = r->p;
   } else {
     r->bad = 1;
   }
+  return s;
 }
-
-#define GROW(arr, n, cap)                                                   \
-  do {                                                                      \
-    if ((n) == (cap)) {                                                     \
-      size_t c_ = (cap) ? (cap) * 2 : 16;                                   \
-      void *p_ = realloc((arr), c_ * sizeof *(arr));                        \
-      if (p_ == NULL) goto oom;                                             \
-      (arr) = p_;                                                           \
-      (cap) = c_;                                                           \
-    }                                                                       \
-  } while (0)
-
-typedef struct raw_sample {
-  vec locs, values;
-  uint64_t label_keys[8], label_strs[8], label_nums[8];
-  size_t nlabels;
-} raw_sample;
-
-typedef struct raw_loc {
-  uint64_t id, address;
-  vec fn, line;
-} raw_loc;
-
-typedef struct raw_fn {
-  uint64_t id, name, file;
-} raw_fn;
 
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -139,22 +96,139 @@ static uint64_t idmap_get(const idmap *m, uint64_t id) {
   return lo < m->n && m->pairs[2 * lo] == id ? m->pairs[2 * lo + 1] : UINT64_MAX;
 }
 
-int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *err, size_t errlen) {
-  memset(p, 0, sizeof *p);
-  p->default_type = -1;
-  rd r = {data, data + len, 0};
-  vec strs = {0}, type_pairs = {0};
-  raw_sample *samples = NULL;
-  size_t ns = 0, cs = 0;
-  raw_loc *locs = NULL;
-  size_t nl = 0, cl = 0;
-  raw_fn *fns = NULL;
-  size_t nf = 0, cf = 0;
-  uint64_t comment = 0, default_type = 0;
+/* The decoder reads the message three times and allocates each array once,
+ * at the size the first read counted, so memory is a fixed multiple of the
+ * message (every record costs at most 48 bytes of memory for the 2 or more
+ * bytes it takes in the message; a sample type is kept as 2 pointers, and a
+ * sample's values as many as it has, not one per type):
+ *   COUNT    checks the message and counts every kind of record;
+ *   STRINGS  records the string table, sample types and scalars;
+ *   FILL     decodes functions, locations and samples, names resolved. */
+enum { COUNT, STRINGS, FILL };
+
+typedef struct dec {
+  mtt_profile *p;
+  const uint8_t *data;
+  size_t ntypes, nstrings, nfunctions, nlocations, nlines, nsamples, nlocs, nvalues; /* COUNT */
+  uint64_t *type_pairs, *strs; /* (name, unit) indexes; (offset, length) of each string */
+  uint64_t default_type, comment;
+  size_t ti, si; /* STRINGS cursors */
+  size_t fi, li, lni, smi, lci, vi; /* FILL cursors */
+  const char *why;
+  char msg[128];
+} dec;
+
+#define STR(p, i) ((i) < (p)->nstrings ? (p)->strings[(i)] : "")
+
+static void dec_sample(dec *d, rd s, int pass) {
+  mtt_profile *p = d->p;
+  mtt_sample S = {0};
+  size_t nlocs = 0, nvalues = 0;
+  int any = 0;
   unsigned num, wire;
-  const char *why = "not a pprof profile";
-  char limit_msg[128];
-  while (field(&r, &num, &wire)) {
+  if (pass == FILL) S.locs = p->loc_pool + d->lci, S.values = p->value_pool + d->vi;
+  while (field(&s, &num, &wire)) {
+    if (num == 1 || num == 2) {
+      rd v = ints_of(&s, wire);
+      while (v.p < v.end && !v.bad) {
+        uint64_t x = varint(&v);
+        if (num == 1) {
+          if (pass == FILL) S.locs[nlocs] = x;
+          nlocs++;
+        } else {
+          if (pass == FILL) S.values[nvalues] = (int64_t)x;
+          nvalues++;
+          any |= x != 0;
+        }
+      }
+      if (v.bad) s.bad = 1;
+    } else if (num == 3 && wire == 2) { /* label */
+      rd l = sub(&s);
+      uint64_t key = 0, str = 0, n = 0;
+      while (field(&l, &num, &wire)) {
+        if (num == 1 && wire == 0) key = varint(&l);
+        else if (num == 2 && wire == 0) str = varint(&l);
+        else if (num == 3 && wire == 0) n = varint(&l);
+        else skip(&l, wire);
+      }
+      if (l.bad) s.bad = 1;
+      if (pass == FILL) {
+        const char *k = STR(p, key);
+        if (strcmp(k, "region") == 0 && str) S.region = STR(p, str);
+        if (strcmp(k, "thread") == 0) S.thread = (int64_t)n;
+      }
+    } else {
+      skip(&s, wire);
+    }
+  }
+  if (s.bad) {
+    d->why = "corrupt or truncated profile data";
+    return;
+  }
+  if (pass == COUNT) {
+    if (nlocs > mtt_limit.max_frames) {
+      snprintf(d->msg, sizeof d->msg, "a sample of %zu frames is over the limit of %zu (--max-frames)", nlocs,
+               mtt_limit.max_frames);
+      d->why = d->msg;
+    }
+    /* every sample's integers have room in the pools; only a sample with a
+     * nonzero value gets a record (it adds nothing to any report otherwise,
+     * and millions of empty samples fit in a small file) */
+    d->nlocs += nlocs, d->nvalues += nvalues, d->nsamples += (size_t)any;
+  } else if (pass == FILL && any) {
+    S.nlocs = nlocs, S.nvalues = nvalues;
+    p->samples[d->smi++] = S;
+    d->lci += nlocs, d->vi += nvalues;
+  }
+}
+
+static void dec_location(dec *d, rd s, int pass) {
+  mtt_location *L = pass == FILL ? &d->p->locations[d->li++] : NULL;
+  size_t nlines = 0;
+  unsigned num, wire;
+  if (L) L->lines = d->p->line_pool + d->lni;
+  while (field(&s, &num, &wire)) {
+    if (num == 1 && wire == 0 && L) L->id = varint(&s);
+    else if (num == 3 && wire == 0 && L) L->address = varint(&s);
+    else if (num == 4 && wire == 2) {
+      rd l = sub(&s);
+      uint64_t fn = 0, line = 0;
+      while (field(&l, &num, &wire)) {
+        if (num == 1 && wire == 0) fn = varint(&l);
+        else if (num == 2 && wire == 0) line = varint(&l);
+        else skip(&l, wire);
+      }
+      if (l.bad) s.bad = 1;
+      if (L) L->lines[nlines] = (mtt_line){fn, (int64_t)line}; /* function id, mapped to an index later */
+      nlines++;
+    } else {
+      skip(&s, wire);
+    }
+  }
+  if (s.bad) d->why = "corrupt or truncated profile data";
+  if (pass == COUNT) d->nlocations++, d->nlines += nlines;
+  if (L) L->nlines = nlines, d->lni += nlines;
+}
+
+static void dec_function(dec *d, rd s, int pass) {
+  uint64_t id = 0, name = 0, file = 0;
+  unsigned num, wire;
+  while (field(&s, &num, &wire)) {
+    if (num == 1 && wire == 0) id = varint(&s);
+    else if (num == 2 && wire == 0) name = varint(&s);
+    else if (num == 4 && wire == 0) file = varint(&s);
+    else skip(&s, wire);
+  }
+  if (s.bad) d->why = "corrupt or truncated profile data";
+  if (pass == COUNT) d->nfunctions++;
+  if (pass == FILL) d->p->functions[d->fi++] = (mtt_function){id, STR(d->p, name), STR(d->p, file)};
+}
+
+/* One read of the whole message; d->why says what was wrong, if anything. */
+static void dec_pass(dec *d, rd r, int pass) {
+  mtt_profile *p = d->p;
+  unsigned num, wire;
+  while (d->why == NULL && field(&r, &num, &wire)) {
     if (num == 1 && wire == 2) { /* sample_type */
       rd s = sub(&r);
       uint64_t t = 0, u = 0;
@@ -163,200 +237,157 @@ int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *er
         else if (num == 2 && wire == 0) u = varint(&s);
         else skip(&s, wire);
       }
-      if (s.bad || vec_push(&type_pairs, t) || vec_push(&type_pairs, u)) r.bad = 1;
-    } else if (num == 2 && wire == 2) { /* sample */
-      GROW(samples, ns, cs);
-      raw_sample *x = &samples[ns++];
-      memset(x, 0, sizeof *x);
-      rd s = sub(&r);
-      while (field(&s, &num, &wire)) {
-        if (num == 1) ints(&s, wire, &x->locs);
-        else if (num == 2) ints(&s, wire, &x->values);
-        else if (num == 3 && wire == 2) {
-          rd l = sub(&s);
-          uint64_t key = 0, str = 0, n = 0;
-          while (field(&l, &num, &wire)) {
-            if (num == 1 && wire == 0) key = varint(&l);
-            else if (num == 2 && wire == 0) str = varint(&l);
-            else if (num == 3 && wire == 0) n = varint(&l);
-            else skip(&l, wire);
-          }
-          if (l.bad) s.bad = 1;
-          if (x->nlabels < 8) {
-            x->label_keys[x->nlabels] = key;
-            x->label_strs[x->nlabels] = str;
-            x->label_nums[x->nlabels] = n;
-            x->nlabels++;
-          }
-        } else skip(&s, wire);
-      }
       if (s.bad) r.bad = 1;
-      if (x->locs.n > mtt_limit.max_frames) {
-        snprintf(limit_msg, sizeof limit_msg, "a sample of %zu frames is over the limit of %zu (--max-frames)",
-                 x->locs.n, mtt_limit.max_frames);
-        why = limit_msg;
-        goto fail;
-      }
-      /* a sample with no nonzero value adds nothing to any report: not kept,
-       * so millions of empty samples in a small file cost no memory */
-      int any = 0;
-      for (size_t k = 0; k < x->values.n && !any; k++) any = x->values.v[k] != 0;
-      if (!any) {
-        free(x->locs.v), free(x->values.v);
-        ns--;
-      }
-    } else if (num == 4 && wire == 2) { /* location */
-      GROW(locs, nl, cl);
-      raw_loc *x = &locs[nl++];
-      memset(x, 0, sizeof *x);
+      if (pass == COUNT) d->ntypes++;
+      if (pass == STRINGS) d->type_pairs[2 * d->ti] = t, d->type_pairs[2 * d->ti + 1] = u, d->ti++;
+    } else if (num == 2 && wire == 2) {
       rd s = sub(&r);
-      while (field(&s, &num, &wire)) {
-        if (num == 1 && wire == 0) x->id = varint(&s);
-        else if (num == 3 && wire == 0) x->address = varint(&s);
-        else if (num == 4 && wire == 2) {
-          rd l = sub(&s);
-          uint64_t fn = 0, line = 0;
-          while (field(&l, &num, &wire)) {
-            if (num == 1 && wire == 0) fn = varint(&l);
-            else if (num == 2 && wire == 0) line = varint(&l);
-            else skip(&l, wire);
-          }
-          if (l.bad || vec_push(&x->fn, fn) || vec_push(&x->line, line)) s.bad = 1;
-        } else skip(&s, wire);
-      }
-      if (s.bad) r.bad = 1;
-    } else if (num == 5 && wire == 2) { /* function */
-      GROW(fns, nf, cf);
-      raw_fn *x = &fns[nf++];
-      memset(x, 0, sizeof *x);
+      if (!r.bad) dec_sample(d, s, pass);
+    } else if (num == 4 && wire == 2) {
       rd s = sub(&r);
-      while (field(&s, &num, &wire)) {
-        if (num == 1 && wire == 0) x->id = varint(&s);
-        else if (num == 2 && wire == 0) x->name = varint(&s);
-        else if (num == 4 && wire == 0) x->file = varint(&s);
-        else skip(&s, wire);
-      }
-      if (s.bad) r.bad = 1;
-    } else if (num == 6 && wire == 2) { /* string_table: offset and length packed in one entry */
+      if (!r.bad) dec_location(d, s, pass);
+    } else if (num == 5 && wire == 2) {
       rd s = sub(&r);
-      if (r.bad) break;
-      if (vec_push(&strs, (uint64_t)(s.p - data)) || vec_push(&strs, (uint64_t)(s.end - s.p))) goto oom;
-    } else if (num == 9 && wire == 0) p->time_nanos = (int64_t)varint(&r);
-    else if (num == 10 && wire == 0) p->duration_nanos = (int64_t)varint(&r);
-    else if (num == 12 && wire == 0) p->period = (int64_t)varint(&r);
-    else if (num == 13) {
-      vec c = {0};
-      ints(&r, wire, &c);
-      if (c.n) comment = c.v[0];
-      free(c.v);
-    } else if (num == 14 && wire == 0) default_type = varint(&r);
-    else skip(&r, wire);
+      if (!r.bad) dec_function(d, s, pass);
+    } else if (num == 6 && wire == 2) { /* string_table */
+      rd s = sub(&r);
+      if (pass == COUNT) d->nstrings++;
+      if (pass == STRINGS) d->strs[2 * d->si] = (uint64_t)(s.p - d->data), d->strs[2 * d->si + 1] = (uint64_t)(s.end - s.p), d->si++;
+    } else if (num == 13) { /* comment: the first index */
+      rd v = ints_of(&r, wire);
+      if (pass == STRINGS && v.p < v.end && d->comment == 0) d->comment = varint(&v);
+    } else if (num == 9 && wire == 0) {
+      p->time_nanos = (int64_t)varint(&r);
+    } else if (num == 10 && wire == 0) {
+      p->duration_nanos = (int64_t)varint(&r);
+    } else if (num == 12 && wire == 0) {
+      p->period = (int64_t)varint(&r);
+    } else if (num == 14 && wire == 0) {
+      d->default_type = varint(&r);
+    } else {
+      skip(&r, wire);
+    }
   }
-  if (r.bad) {
-    why = "corrupt or truncated profile data";
+  if (r.bad && d->why == NULL) d->why = "corrupt or truncated profile data";
+}
+
+/* Equal strings become one pointer, so that whoever groups by a name can
+ * compare pointers: a hostile profile can name a million frames with one
+ * long string, and comparing its text each time would cost the length of
+ * the name per frame. Hashes each string once. */
+static int dedupe_strings(mtt_profile *p) {
+  size_t cap = 16;
+  while (cap < 2 * p->nstrings) cap *= 2;
+  const char **slot = calloc(cap, sizeof *slot);
+  if (slot == NULL) return -1;
+  for (size_t i = 0; i < p->nstrings; i++) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *s = p->strings[i]; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    size_t j = (h ^ (h >> 31)) & (cap - 1);
+    for (; slot[j] != NULL; j = (j + 1) & (cap - 1))
+      if (strcmp(slot[j], p->strings[i]) == 0) break;
+    if (slot[j] == NULL) slot[j] = p->strings[i];
+    else p->strings[i] = slot[j];
+  }
+  free(slot);
+  return 0;
+}
+
+/* calloc of n records of size sz, at least one */
+static void *dec_array(size_t n, size_t sz) { return calloc(n ? n : 1, sz); }
+
+int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *err, size_t errlen) {
+  memset(p, 0, sizeof *p);
+  p->default_type = -1;
+  dec d = {.p = p, .data = data};
+  rd r = {data, data + len, 0};
+  idmap fmap = {NULL, 0}, lmap = {NULL, 0};
+  dec_pass(&d, r, COUNT);
+  if (d.why) goto fail;
+  if (d.ntypes == 0 || d.nstrings == 0) {
+    d.why = "not a pprof profile";
     goto fail;
   }
-  if (type_pairs.n == 0 || strs.n == 0) goto fail;
-  /* strings: copy into one NUL-terminated block */
-  p->nstrings = strs.n / 2;
+  d.type_pairs = dec_array(2 * d.ntypes, sizeof(uint64_t));
+  d.strs = dec_array(2 * d.nstrings, sizeof(uint64_t));
+  if (!d.type_pairs || !d.strs) goto oom;
+  dec_pass(&d, r, STRINGS);
+  /* strings: copied into one block, each NUL-terminated */
+  p->nstrings = d.nstrings;
   size_t total = 0;
-  for (size_t i = 0; i < p->nstrings; i++) total += strs.v[2 * i + 1] + 1;
-  p->raw = malloc(total ? total : 1);
-  p->strings = malloc(p->nstrings * sizeof *p->strings);
+  for (size_t i = 0; i < p->nstrings; i++) total += d.strs[2 * i + 1] + 1;
+  p->raw = malloc(total);
+  p->raw_len = total;
+  p->strings = dec_array(p->nstrings, sizeof *p->strings);
   if (p->raw == NULL || p->strings == NULL) goto oom;
   char *w = (char *)p->raw;
   for (size_t i = 0; i < p->nstrings; i++) {
-    size_t n = strs.v[2 * i + 1];
-    memcpy(w, data + strs.v[2 * i], n);
+    size_t n = d.strs[2 * i + 1];
+    memcpy(w, data + d.strs[2 * i], n);
     w[n] = 0;
     for (size_t k = 0; k < n; k++)
       if (w[k] == 0) w[k] = '?'; /* embedded NULs would cut names short */
     p->strings[i] = w;
     w += n + 1;
   }
-#define STR(i) ((i) < p->nstrings ? p->strings[(i)] : "")
-  p->ntypes = type_pairs.n / 2;
-  p->type_names = malloc(p->ntypes * sizeof *p->type_names);
-  p->type_units = malloc(p->ntypes * sizeof *p->type_units);
+  if (dedupe_strings(p) != 0) goto oom;
+  p->ntypes = d.ntypes;
+  p->type_names = dec_array(p->ntypes, sizeof *p->type_names);
+  p->type_units = dec_array(p->ntypes, sizeof *p->type_units);
   if (!p->type_names || !p->type_units) goto oom;
   for (size_t i = 0; i < p->ntypes; i++) {
-    p->type_names[i] = STR(type_pairs.v[2 * i]);
-    p->type_units[i] = STR(type_pairs.v[2 * i + 1]);
-    if (default_type && type_pairs.v[2 * i] == default_type) p->default_type = (int)i;
+    p->type_names[i] = STR(p, d.type_pairs[2 * i]);
+    p->type_units[i] = STR(p, d.type_pairs[2 * i + 1]);
+    if (d.default_type && d.type_pairs[2 * i] == d.default_type) p->default_type = (int)i;
   }
-  p->comment = comment ? STR(comment) : NULL;
-  /* functions */
-  idmap fmap = {calloc(2 * (nf ? nf : 1), sizeof(uint64_t)), nf};
-  p->functions = calloc(nf ? nf : 1, sizeof *p->functions);
-  if (!fmap.pairs || !p->functions) goto oom;
-  for (size_t i = 0; i < nf; i++) {
-    p->functions[i] = (mtt_function){fns[i].id, STR(fns[i].name), STR(fns[i].file)};
-    fmap.pairs[2 * i] = fns[i].id, fmap.pairs[2 * i + 1] = i;
-  }
-  qsort(fmap.pairs, nf, 2 * sizeof(uint64_t), cmp_u64);
-  p->nfunctions = nf;
-  /* locations */
-  idmap lmap = {calloc(2 * (nl ? nl : 1), sizeof(uint64_t)), nl};
-  p->locations = calloc(nl ? nl : 1, sizeof *p->locations);
-  if (!lmap.pairs || !p->locations) goto oom;
-  for (size_t i = 0; i < nl; i++) {
-    mtt_location *L = &p->locations[i];
-    L->id = locs[i].id;
-    L->address = locs[i].address;
-    L->nlines = locs[i].fn.n;
-    L->lines = calloc(L->nlines ? L->nlines : 1, sizeof *L->lines);
-    if (!L->lines) goto oom;
-    for (size_t k = 0; k < L->nlines; k++)
-      L->lines[k] = (mtt_line){idmap_get(&fmap, locs[i].fn.v[k]), (int64_t)locs[i].line.v[k]};
-    lmap.pairs[2 * i] = locs[i].id, lmap.pairs[2 * i + 1] = i;
-  }
-  qsort(lmap.pairs, nl, 2 * sizeof(uint64_t), cmp_u64);
-  p->nlocations = nl;
-  /* samples */
-  p->samples = calloc(ns ? ns : 1, sizeof *p->samples);
-  if (!p->samples) goto oom;
-  for (size_t i = 0; i < ns; i++) {
+  p->comment = d.comment ? STR(p, d.comment) : NULL;
+  free(d.type_pairs), free(d.strs);
+  d.type_pairs = d.strs = NULL;
+
+  p->functions = dec_array(d.nfunctions, sizeof *p->functions);
+  p->locations = dec_array(d.nlocations, sizeof *p->locations);
+  p->line_pool = dec_array(d.nlines, sizeof *p->line_pool);
+  p->samples = dec_array(d.nsamples, sizeof *p->samples);
+  p->loc_pool = dec_array(d.nlocs, sizeof *p->loc_pool);
+  p->value_pool = dec_array(d.nvalues, sizeof *p->value_pool);
+  if (!p->functions || !p->locations || !p->line_pool || !p->samples || !p->loc_pool || !p->value_pool) goto oom;
+  dec_pass(&d, r, FILL);
+  p->nfunctions = d.nfunctions, p->nlocations = d.nlocations, p->nsamples = d.nsamples;
+
+  /* ids to indexes: a location's lines name functions, a sample's stack
+   * locations; a frame whose location is missing is left out */
+  fmap = (idmap){dec_array(2 * d.nfunctions, sizeof(uint64_t)), d.nfunctions};
+  lmap = (idmap){dec_array(2 * d.nlocations, sizeof(uint64_t)), d.nlocations};
+  if (!fmap.pairs || !lmap.pairs) goto oom;
+  for (size_t i = 0; i < d.nfunctions; i++) fmap.pairs[2 * i] = p->functions[i].id, fmap.pairs[2 * i + 1] = i;
+  qsort(fmap.pairs, fmap.n, 2 * sizeof(uint64_t), cmp_u64);
+  for (size_t i = 0; i < d.nlines; i++) p->line_pool[i].function = idmap_get(&fmap, p->line_pool[i].function);
+  for (size_t i = 0; i < d.nlocations; i++) lmap.pairs[2 * i] = p->locations[i].id, lmap.pairs[2 * i + 1] = i;
+  qsort(lmap.pairs, lmap.n, 2 * sizeof(uint64_t), cmp_u64);
+  for (size_t i = 0; i < p->nsamples; i++) {
     mtt_sample *S = &p->samples[i];
-    S->values = calloc(p->ntypes, sizeof *S->values);
-    S->locs = calloc(samples[i].locs.n ? samples[i].locs.n : 1, sizeof *S->locs);
-    if (!S->values || !S->locs) goto oom;
-    for (size_t k = 0; k < p->ntypes && k < samples[i].values.n; k++) S->values[k] = (int64_t)samples[i].values.v[k];
-    for (size_t k = 0; k < samples[i].locs.n; k++) {
-      uint64_t idx = idmap_get(&lmap, samples[i].locs.v[k]);
-      if (idx != UINT64_MAX) S->locs[S->nlocs++] = idx;
+    size_t n = 0;
+    for (size_t k = 0; k < S->nlocs; k++) {
+      uint64_t idx = idmap_get(&lmap, S->locs[k]);
+      if (idx != UINT64_MAX) S->locs[n++] = idx;
     }
-    for (size_t k = 0; k < samples[i].nlabels; k++) {
-      const char *key = STR(samples[i].label_keys[k]);
-      if (strcmp(key, "region") == 0 && samples[i].label_strs[k]) S->region = STR(samples[i].label_strs[k]);
-      if (strcmp(key, "thread") == 0) S->thread = (int64_t)samples[i].label_nums[k];
-    }
+    S->nlocs = n;
   }
-  p->nsamples = ns;
-#undef STR
-  free(fmap.pairs);
-  free(lmap.pairs);
-  for (size_t i = 0; i < ns; i++) free(samples[i].locs.v), free(samples[i].values.v);
-  for (size_t i = 0; i < nl; i++) free(locs[i].fn.v), free(locs[i].line.v);
-  free(samples), free(locs), free(fns), free(strs.v), free(type_pairs.v);
+  free(fmap.pairs), free(lmap.pairs);
   return 0;
 oom:
-  why = "out of memory";
+  d.why = "out of memory";
 fail:
-  for (size_t i = 0; i < ns; i++) free(samples[i].locs.v), free(samples[i].values.v);
-  for (size_t i = 0; i < nl; i++) free(locs[i].fn.v), free(locs[i].line.v);
-  free(samples), free(locs), free(fns), free(strs.v), free(type_pairs.v);
+  free(fmap.pairs), free(lmap.pairs), free(d.type_pairs), free(d.strs);
   mtt_profile_free(p);
-  snprintf(err, errlen, "%s", why);
+  snprintf(err, errlen, "%s", d.why);
   return -1;
 }
+#undef STR
 
 void mtt_profile_free(mtt_profile *p) {
-  if (p->locations)
-    for (size_t i = 0; i < p->nlocations; i++) free(p->locations[i].lines);
-  if (p->samples)
-    for (size_t i = 0; i < p->nsamples; i++) free(p->samples[i].values), free(p->samples[i].locs);
-  free(p->locations), free(p->samples), free(p->functions), free(p->strings), free(p->raw);
-  free(p->type_names), free(p->type_units);
+  free(p->locations), free(p->line_pool), free(p->samples), free(p->loc_pool), free(p->value_pool);
+  free(p->functions), free(p->strings), free(p->raw), free(p->type_names), free(p->type_units);
   memset(p, 0, sizeof *p);
 }
 

@@ -25,13 +25,14 @@ typedef struct mtt_function {
 typedef struct mtt_sample {
   uint64_t *locs;  /* indexes into locations, leaf first */
   size_t nlocs;
-  int64_t *values; /* one per sample type */
+  int64_t *values; /* as many as the sample has: a missing one is 0 */
+  size_t nvalues;
   const char *region; /* "region" string label, or NULL */
   int64_t thread;     /* "thread" numeric label, or 0 */
 } mtt_sample;
 
 typedef struct mtt_profile {
-  const char **strings;
+  const char **strings; /* equal strings are one pointer */
   size_t nstrings;
   const char **type_names, **type_units; /* sample types */
   size_t ntypes;
@@ -44,12 +45,19 @@ typedef struct mtt_profile {
   int64_t period, time_nanos, duration_nanos;
   const char *comment;
   int default_type; /* index into types, or -1 */
-  uint8_t *raw;     /* the decompressed message (strings point into it) */
+  uint8_t *raw; /* the string table, NUL-terminated (strings point into it) */
   size_t raw_len;
+  /* pools the records above point into */
+  mtt_line *line_pool;
+  uint64_t *loc_pool;
+  int64_t *value_pool;
 } mtt_profile;
 
-/* Read a pprof profile (gzipped or not). 0 on success; on failure -1 and a
- * one-line reason in err. */
+/* Value k of sample s (0 when the sample has fewer values than types). */
+static inline int64_t mtt_value(const mtt_sample *s, int k) {
+  return k >= 0 && (size_t)k < s->nvalues ? s->values[k] : 0;
+}
+
 /* What a profile may ask of the reader; past either limit, reading stops
  * with one line naming it. max_bytes bounds the file and its inflated form
  * (memory is then a small multiple of it); max_frames bounds one sample's
@@ -62,6 +70,8 @@ typedef struct mtt_limits {
 #define MTT_DEFAULT_MAX_FRAMES ((size_t)1 << 16)
 extern mtt_limits mtt_limit;
 
+/* Read a pprof profile (gzipped or not). 0 on success; on failure -1 and a
+ * one-line reason in err. */
 int mtt_profile_read(const char *path, mtt_profile *p, char *err, size_t errlen);
 /* Decode a profile from memory (the fuzz target's entry point). */
 int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *err, size_t errlen);

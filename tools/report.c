@@ -11,8 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A row is one site. Its key (the text of the site) is not stored: it is
+ * rendered again from a sample of the site when needed, so a profile of
+ * many distinct sites whose names are long costs a fixed amount per site
+ * (a hostile profile can name 200 000 stacks through a 4 KB name in 8 MB).
+ * The hash and the key's first bytes are kept for lookups and sorting. */
+#define KEY_MAX 4096
+#define KEY_HEAD 40
 typedef struct row {
-  char *key;
+  const mtt_profile *kp; /* the key is site_key(kp, ks, by) */
+  const mtt_sample *ks;
+  uint64_t hash;
+  char head[KEY_HEAD]; /* the key's first bytes, NUL-terminated */
+  int by;
   double value, objects;       /* of the chosen sample type */
   double alloc_space, inuse_space, alloc_objects;
   double base_value, base_objects; /* diff: the base profile */
@@ -32,13 +43,29 @@ static uint64_t hash_str(const char *s) {
   return h;
 }
 
-static row *table_get(table *t, const char *key) {
+static size_t site_key(const mtt_profile *p, const mtt_sample *S, int by, char *key, size_t cap, int *realloc_seen);
+
+/* The first cap - 1 bytes of s into dst, NUL-terminated. */
+static void copy_head(char *dst, size_t cap, const char *s) {
+  size_t n = strnlen(s, cap - 1);
+  memcpy(dst, s, n);
+  dst[n] = 0;
+}
+
+static const char *row_key(const row *r, char *buf) {
+  if (strlen(r->head) < KEY_HEAD - 1) return r->head; /* the whole key */
+  site_key(r->kp, r->ks, r->by, buf, KEY_MAX, NULL);
+  return buf;
+}
+
+/* The row of key (rendered from sample S of p), added if new. */
+static row *table_get(table *t, const char *key, const mtt_profile *p, const mtt_sample *S, int by) {
   if ((t->n + 1) * 2 > t->nslots) {
     size_t ns = t->nslots ? t->nslots * 2 : 1024;
     size_t *s = calloc(ns, sizeof *s);
     if (!s) return NULL;
     for (size_t i = 0; i < t->n; i++)
-      for (size_t j = hash_str(t->rows[i].key) & (ns - 1);; j = (j + 1) & (ns - 1))
+      for (size_t j = t->rows[i].hash & (ns - 1);; j = (j + 1) & (ns - 1))
         if (!s[j]) {
           s[j] = i + 1;
           break;
@@ -47,9 +74,13 @@ static row *table_get(table *t, const char *key) {
     t->slots = s;
     t->nslots = ns;
   }
-  size_t j = hash_str(key) & (t->nslots - 1);
-  for (; t->slots[j]; j = (j + 1) & (t->nslots - 1))
-    if (strcmp(t->rows[t->slots[j] - 1].key, key) == 0) return &t->rows[t->slots[j] - 1];
+  uint64_t h = hash_str(key);
+  size_t j = h & (t->nslots - 1);
+  char buf[KEY_MAX];
+  for (; t->slots[j]; j = (j + 1) & (t->nslots - 1)) {
+    row *r = &t->rows[t->slots[j] - 1];
+    if (r->hash == h && strcmp(row_key(r, buf), key) == 0) return r;
+  }
   if (t->n == t->cap) {
     size_t c = t->cap ? t->cap * 2 : 256;
     row *r = realloc(t->rows, c * sizeof *r);
@@ -59,17 +90,24 @@ static row *table_get(table *t, const char *key) {
   }
   row *r = &t->rows[t->n];
   memset(r, 0, sizeof *r);
-  r->key = strdup(key);
-  if (!r->key) return NULL;
+  r->kp = p, r->ks = S, r->hash = h, r->by = by;
+  copy_head(r->head, sizeof r->head, key);
   t->slots[j] = ++t->n;
   return r;
 }
 
 static void table_free(table *t) {
-  for (size_t i = 0; i < t->n; i++) free(t->rows[i].key);
   free(t->rows);
   free(t->slots);
   memset(t, 0, sizeof *t);
+}
+
+/* Order of two rows' keys: by their first bytes, in full only when those tie. */
+static int key_cmp(const row *x, const row *y) {
+  int c = strcmp(x->head, y->head);
+  if (c != 0 || strlen(x->head) < KEY_HEAD - 1) return c;
+  static char bx[KEY_MAX], by[KEY_MAX];
+  return strcmp(row_key(x, bx), row_key(y, by));
 }
 
 /* Frames that only pass an allocation on. */
@@ -122,59 +160,63 @@ int mtt_pick_type(const mtt_profile *p, const mtt_options *o, int *value, int *o
   return 0;
 }
 
+/* The key of sample S's site when grouping by `by`; its length. */
+static size_t site_key(const mtt_profile *p, const mtt_sample *S, int by, char *key, size_t cap, int *realloc_seen) {
+  char buf[64];
+  size_t first = 0;
+  for (; first < S->nlocs; first++) {
+    int64_t ln;
+    const char *fl;
+    const char *n = frame_name(p, &p->locations[S->locs[first]], buf, sizeof buf, &ln, &fl);
+    if (realloc_seen && (strstr(n, "realloc") || strstr(n, "growslice"))) *realloc_seen = 1;
+    if (!allocator_frame(n)) break;
+  }
+  if (first == S->nlocs) first = 0;
+  key[0] = 0;
+  if (by == MTT_BY_REGION) return (size_t)snprintf(key, cap, "%s", S->region ? S->region : "(no region)");
+  if (S->nlocs == 0) return (size_t)snprintf(key, cap, "(no stack)");
+  if (by == MTT_BY_STACK) {
+    size_t len = 0;
+    for (size_t k = first; k < S->nlocs && k < first + 8 && len < cap - 200; k++) {
+      int64_t ln;
+      const char *fl;
+      const char *n = frame_name(p, &p->locations[S->locs[k]], buf, sizeof buf, &ln, &fl);
+      int w = snprintf(key + len, cap - len, "%s%s", k == first ? "" : " < ", n);
+      len = w < 0 ? len : len + (size_t)w >= cap ? cap - 1 : len + (size_t)w;
+    }
+    return len;
+  }
+  int64_t ln;
+  const char *fl;
+  const char *n = frame_name(p, &p->locations[S->locs[first]], buf, sizeof buf, &ln, &fl);
+  if (by == MTT_BY_LINE && ln > 0) {
+    const char *base_name = strrchr(fl, '/');
+    return (size_t)snprintf(key, cap, "%s %s:%lld", n, base_name ? base_name + 1 : fl, (long long)ln);
+  }
+  return (size_t)snprintf(key, cap, "%s", n);
+}
+
 /* Sum p's samples into t by the site key of o->by. */
 static int aggregate(const mtt_profile *p, const mtt_options *o, int vi, int oi, table *t, int base) {
   int as = mtt_profile_type(p, "alloc_space"), is = mtt_profile_type(p, "inuse_space"),
       ao = mtt_profile_type(p, "alloc_objects");
-  char key[4096], buf[64];
+  char key[KEY_MAX];
   for (size_t s = 0; s < p->nsamples; s++) {
     const mtt_sample *S = &p->samples[s];
-    size_t first = 0;
     int realloc_seen = 0;
-    for (; first < S->nlocs; first++) {
-      int64_t ln;
-      const char *fl;
-      const char *n = frame_name(p, &p->locations[S->locs[first]], buf, sizeof buf, &ln, &fl);
-      if (strstr(n, "realloc") || strstr(n, "growslice")) realloc_seen = 1;
-      if (!allocator_frame(n)) break;
-    }
-    if (first == S->nlocs) first = 0;
-    key[0] = 0;
-    if (o->by == MTT_BY_REGION) {
-      snprintf(key, sizeof key, "%s", S->region ? S->region : "(no region)");
-    } else if (S->nlocs == 0) {
-      snprintf(key, sizeof key, "(no stack)");
-    } else if (o->by == MTT_BY_STACK) {
-      size_t len = 0;
-      for (size_t k = first; k < S->nlocs && k < first + 8 && len < sizeof key - 200; k++) {
-        int64_t ln;
-        const char *fl;
-        const char *n = frame_name(p, &p->locations[S->locs[k]], buf, sizeof buf, &ln, &fl);
-        len += (size_t)snprintf(key + len, sizeof key - len, "%s%s", k == first ? "" : " < ", n);
-      }
-    } else {
-      int64_t ln;
-      const char *fl;
-      const char *n = frame_name(p, &p->locations[S->locs[first]], buf, sizeof buf, &ln, &fl);
-      if (o->by == MTT_BY_LINE && ln > 0) {
-        const char *base_name = strrchr(fl, '/');
-        snprintf(key, sizeof key, "%s %s:%lld", n, base_name ? base_name + 1 : fl, (long long)ln);
-      } else {
-        snprintf(key, sizeof key, "%s", n);
-      }
-    }
-    row *r = table_get(t, key);
+    site_key(p, S, o->by, key, sizeof key, &realloc_seen);
+    row *r = table_get(t, key, p, S, o->by);
     if (r == NULL) return -1;
-    double v = (double)S->values[vi], ob = oi >= 0 ? (double)S->values[oi] : 0;
+    double v = (double)mtt_value(S, vi), ob = oi >= 0 ? (double)mtt_value(S, oi) : 0;
     if (base) {
       r->base_value += v;
       r->base_objects += ob;
     } else {
       r->value += v;
       r->objects += ob;
-      if (as >= 0) r->alloc_space += (double)S->values[as];
-      if (is >= 0) r->inuse_space += (double)S->values[is];
-      if (ao >= 0) r->alloc_objects += (double)S->values[ao];
+      if (as >= 0) r->alloc_space += (double)mtt_value(S, as);
+      if (is >= 0) r->inuse_space += (double)mtt_value(S, is);
+      if (ao >= 0) r->alloc_objects += (double)mtt_value(S, ao);
       r->realloc_seen |= realloc_seen;
     }
   }
@@ -201,7 +243,7 @@ static void fmt_value(char *buf, size_t cap, double v, const char *unit) {
 static int by_value_desc(const void *a, const void *b) {
   const row *x = a, *y = b;
   if (x->value != y->value) return x->value < y->value ? 1 : -1;
-  return strcmp(x->key, y->key);
+  return key_cmp(x, y);
 }
 
 static int by_change_desc(const void *a, const void *b) {
@@ -211,7 +253,7 @@ static int by_change_desc(const void *a, const void *b) {
   double cx = x->value - x->base_value, cy = y->value - y->base_value;
   double ax = cx < 0 ? -cx : cx, ay = cy < 0 ? -cy : cy;
   if (ax != ay) return ax < ay ? 1 : -1;
-  return strcmp(x->key, y->key);
+  return key_cmp(x, y);
 }
 
 static void json_str(FILE *out, const char *s) {
@@ -288,6 +330,7 @@ int mtt_report(const mtt_profile *p, const mtt_options *o, FILE *out, char *err,
   size_t top = o->top > 0 && (size_t)o->top < nonzero ? (size_t)o->top : nonzero; /* sorted: zero rows last */
   int inuse_view = strncmp(p->type_names[vi], "inuse", 5) == 0;
   char v[32], ob[32], avg[32], name[64], advice[512];
+  static char keybuf[KEY_MAX];
   if (o->json) {
     fprintf(out, "{\"sample\":");
     json_str(out, p->type_names[vi]);
@@ -304,13 +347,14 @@ int mtt_report(const mtt_profile *p, const mtt_options *o, FILE *out, char *err,
   double cum = 0;
   for (size_t i = 0; i < top; i++) {
     row *r = &t.rows[i];
+    const char *key = row_key(r, keybuf);
     cum += r->value;
     double pct = total > 0 ? 100 * r->value / total : 0, cpct = total > 0 ? 100 * cum / total : 0;
     double a = r->objects > 0 && strcmp(unit, "bytes") == 0 ? r->value / r->objects : 0;
     int fired = i < 5 && recommend(r, total, inuse_view, name, sizeof name, advice, sizeof advice);
     if (o->json) {
       fprintf(out, "%s{\"rank\":%zu,\"site\":", i ? "," : "", i + 1);
-      json_str(out, r->key);
+      json_str(out, key);
       fprintf(out, ",\"value\":%.0f,\"percent\":%.2f,\"cum_percent\":%.2f,\"objects\":%.0f,\"avg_size\":%.1f", r->value,
               pct, cpct, r->objects, a);
       if (fired) {
@@ -327,10 +371,10 @@ int mtt_report(const mtt_profile *p, const mtt_options *o, FILE *out, char *err,
     if (a > 0) fmt_value(avg, sizeof avg, a, "bytes");
     else snprintf(avg, sizeof avg, "-");
     char site[41];
-    snprintf(site, sizeof site, "%s", r->key);
-    if (strlen(r->key) > 40) memcpy(site + 37, "...", 4);
+    copy_head(site, sizeof site, key);
+    if (strlen(key) > 40) memcpy(site + 37, "...", 4);
     fprintf(out, "%4zu  %-40s %12s %6.1f%% %6.1f%% %10s %10s\n", i + 1, site, v, pct, cpct, oi >= 0 ? ob : "-", avg);
-    if (strlen(r->key) > 40) fprintf(out, "      %s\n", r->key);
+    if (strlen(key) > 40) fprintf(out, "      %s\n", key);
     if (fired) fprintf(out, "      -> %s: %s\n", name, advice);
   }
   if (o->json) fprintf(out, "]}\n");
@@ -362,6 +406,7 @@ int mtt_diff(const mtt_profile *base, const mtt_profile *cur, const mtt_options 
   for (size_t i = 0; i < t.n; i++) shown += t.rows[i].value != 0 || t.rows[i].base_value != 0;
   size_t top = o->top > 0 && (size_t)o->top < shown ? (size_t)o->top : shown;
   char a[32], b[32], c[32];
+  static char keybuf[KEY_MAX];
   int inuse = strncmp(cur->type_names[cv], "inuse", 5) == 0;
   if (o->json) {
     fprintf(out, "{\"sample\":");
@@ -376,12 +421,13 @@ int mtt_diff(const mtt_profile *base, const mtt_profile *cur, const mtt_options 
   }
   for (size_t i = 0; i < top; i++) {
     row *r = &t.rows[i];
+    const char *key = row_key(r, keybuf);
     double d = r->value - r->base_value;
     double pct = r->base_value != 0 ? 100 * d / r->base_value : 0;
     int growing = inuse && d > 0 && r->value >= (1 << 20) && (r->base_value == 0 || d >= 0.2 * r->base_value);
     if (o->json) {
       fprintf(out, "%s{\"rank\":%zu,\"site\":", i ? "," : "", i + 1);
-      json_str(out, r->key);
+      json_str(out, key);
       fprintf(out, ",\"base\":%.0f,\"new\":%.0f,\"change\":%.0f", r->base_value, r->value, d);
       if (growing) fprintf(out, ",\"rule\":\"growing-in-use\"");
       fputc('}', out);
@@ -391,8 +437,8 @@ int mtt_diff(const mtt_profile *base, const mtt_profile *cur, const mtt_options 
     fmt_value(b, sizeof b, r->value, unit);
     fmt_value(c, sizeof c, d, unit);
     char site[41], pcts[16];
-    snprintf(site, sizeof site, "%s", r->key);
-    if (strlen(r->key) > 40) memcpy(site + 37, "...", 4);
+    copy_head(site, sizeof site, key);
+    if (strlen(key) > 40) memcpy(site + 37, "...", 4);
     if (r->base_value != 0) snprintf(pcts, sizeof pcts, "%+.1f%%", pct);
     else snprintf(pcts, sizeof pcts, "new");
     char cs[40];
