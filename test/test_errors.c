@@ -120,6 +120,17 @@ static int child(const char *mode) {
   } else if (strcmp(mode, "interior-large-4096") == 0) {
     char *p = malloc(300000);
     free(p + 4096);
+  } else if (strcmp(mode, "interior-aligned-large") == 0) { /* once freed the block it lies in */
+    void *p = NULL;
+    if (posix_memalign(&p, 1 << 20, 100000) != 0) return 1;
+    free((char *)p + 4096);
+    void *q = NULL; /* the block is still in use: never handed out again */
+    if (posix_memalign(&q, 1 << 20, 100000) != 0 || q == p) puts("DUPLICATE");
+    free(q);
+    free(p);
+  } else if (strcmp(mode, "realloc-interior-aligned") == 0) {
+    void *p = NULL;
+    if (posix_memalign(&p, 1 << 20, 100000) == 0) keep = realloc((char *)p + 64, 50);
   } else if (strcmp(mode, "realloc-interior-huge") == 0) { /* once returned the interior pointer */
     char *p = malloc(3 << 20);
     keep = realloc(p + 4096, 100);
@@ -246,6 +257,8 @@ int main(int argc, char **argv) {
   expect_abort(self, "interior-small", "free of a pointer inside a block");
   expect_abort(self, "interior-memalign", "free of a pointer inside a block");
   expect_abort(self, "interior-large-4096", "free of a pointer inside a block");
+  expect_abort(self, "interior-aligned-large", "free of a pointer inside a block");
+  expect_abort(self, "realloc-interior-aligned", "realloc of a pointer inside a block");
   expect_abort(self, "realloc-interior", "realloc of a pointer inside a block");
   expect_abort(self, "realloc-interior-huge", "realloc of a pointer inside a block");
   expect_abort(self, "double-free-large", "double free");
@@ -256,7 +269,7 @@ int main(int argc, char **argv) {
   CHECKF(strstr(rf.out, "(huge block)") == NULL, "a stack address is no huge block: %s", rf.out);
   static const char *const carry[] = {"poison-local", "poison-wild", "poison-remote", "poison-overflow",
                                       "double-free-aba", "double-free-exited", "double-free-remote-then-owner",
-                                      "interior-small", "interior-large-4096", "realloc-freed",
+                                      "interior-small", "interior-large-4096", "interior-aligned-large", "realloc-freed",
                                       "region-double-delete", "region-child-of-deleted", "free-region-memory"};
   for (size_t i = 0; i < sizeof carry / sizeof carry[0]; i++) {
     result_t rr = run(self, carry[i], "MEMTALLY_ABORT=0", NULL);

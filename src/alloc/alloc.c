@@ -153,8 +153,9 @@ void mt_free(void *p) {
         mt_free_slow(p, seg, page, map);
         return;
       }
-      mt_link_set(page, b, page->free);
       b->freed = mark;
+      __asm__("" : "+m"(b->freed)); /* two plain stores: merged, they cost a vector shuffle */
+      mt_link_set(page, b, page->free);
 #else
       b->link = (uintptr_t)page->free;
 #endif
@@ -206,8 +207,9 @@ static int mt_block_freed(const mt_page *page, const mt_block *b, int owner) {
          mt_block_is_free(page, b, owner);
 }
 
-/* What p is on its page (interior slots resolved): the block it starts, or
- * on a page of aligned blocks the block it lies in; else why it is none.
+/* What p is on its page (interior slots resolved): the block it starts (or,
+ * for an aligned large block, the block whose pointer it is); else why it
+ * is none.
  * free and realloc share it, with their own words for the report. */
 enum { MT_PTR_BLOCK, MT_PTR_FREED_SPAN, MT_PTR_NOT_BLOCK, MT_PTR_INTERIOR };
 static const char *const mt_free_misuse[] = {NULL, "double free (the block's memory is free)",
@@ -224,8 +226,10 @@ static int mt_ptr_block(const mt_page *page, const void *p, mt_block **out) {
     return MT_PTR_NOT_BLOCK;
   *out = (mt_block *)p;
   if (mt_page_is_block(page, (uintptr_t)p - (uintptr_t)page->start)) return MT_PTR_BLOCK;
-  if (!page->aligned) return MT_PTR_INTERIOR;
-  *out = mt_block_start((mt_page *)page, p); /* the division is off the fast path */
+  /* a large block aligned past 64 KiB: only the pointer handed out is the
+   * block; any other address in it is inside it */
+  if (!page->aligned || (const uint8_t *)p != page->start + page->aligned_off) return MT_PTR_INTERIOR;
+  *out = (mt_block *)page->start;
   return MT_PTR_BLOCK;
 }
 

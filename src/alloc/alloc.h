@@ -81,23 +81,27 @@ typedef struct mt_page {
   mt_block *free;                /* blocks ready to hand out (owner only) */
   _Atomic uintptr_t owner_tag;   /* owning heap, see MT_TAG_* */
   uintptr_t key;                 /* xor-ed into every free-list link of this page (random) */
-  uint64_t div;                  /* ceil(2^64 / block_size): see mt_page_is_block */
+  uint64_t inv;                  /* inverse of block_size's odd part mod 2^64: see mt_page_is_block */
   uint8_t *start;                /* first block */
   uint32_t used;                 /* blocks out: handed out minus taken back */
   uint32_t block_size;           /* bytes per block */
-  uint32_t span;                 /* bytes of blocks from start: reserved * block_size */
+  uint64_t reserved;             /* blocks that fit in the span (64 bits: compared with one instruction) */
+  uint8_t inv_shift;             /* trailing zero bits of block_size */
   uint8_t cls;                   /* size class, MT_CLASS_LARGE or MT_CLASS_HUGE */
+  uint8_t in_full;               /* 1 while on the heap's full queue (owner only) */
+  uint8_t sampled;               /* 1: blocks of this page are profiler samples */
   uint8_t slot_count;            /* slots in this span */
   uint8_t first_slot;            /* index of the span's first slot (interior slots too) */
-  uint8_t in_full;               /* 1 while on the heap's full queue (owner only) */
   uint8_t aligned;               /* 1 once an aligned interior pointer was handed out */
-  uint8_t sampled;               /* 1: blocks of this page are profiler samples */
+  /* ---- the fields above share the first cache line: the fast paths use only them ---- */
+  uint32_t span;                 /* bytes of blocks from start: reserved * block_size */
+  uint32_t aligned_off;          /* aligned large block: where the pointer handed out is, from start */
   uint32_t capacity;             /* blocks linked into lists so far (lazy) */
-  uint32_t reserved;             /* blocks that fit in the span */
   _Atomic uintptr_t xfree;       /* blocks freed by other threads, | MT_XFREE_FULL */
   struct mt_heap *_Atomic heap;  /* owner, for remote frees to flag full pages */
   struct mt_page *next, *prev;   /* queue links within the heap */
 } __attribute__((aligned(64))) mt_page;
+_Static_assert(offsetof(mt_page, aligned) < 64, "the fast paths' page fields share one cache line");
 
 typedef struct mt_segment {
   uint32_t page_shift;           /* MT_SLOT_SHIFT, or 63 for a huge segment (index 0) */
@@ -160,14 +164,31 @@ MT_INLINE unsigned mt_page_kind(const mt_page *page) {
 /* ---- free-list links and block checks ---- */
 MT_HIDDEN extern uintptr_t mt__free_key; /* random, never 0 once the process is set up */
 
-/* Is off (bytes from page->start) the start of one of the page's blocks?
- * Within the span, and a multiple of the block size by the divisibility
- * test off * ceil(2^64/d) mod 2^64 < ceil(2^64/d) (exact for off < 2^32):
- * a subtraction, a multiplication and two compares, no division. */
-MT_INLINE int mt_page_is_block(const mt_page *page, uintptr_t off) {
-  return off < page->span && (uint64_t)off * page->div < page->div;
+/* The index of the block that starts off bytes from page->start, or a
+ * number >= page->reserved when no block starts there. With block_size =
+ * 2^t * o (o odd) and inv = o^-1 mod 2^64, rotating off * inv right by t
+ * gives off / block_size when block_size divides off, and a number above
+ * (2^64 - 1) / block_size when it does not (Granlund and Montgomery's
+ * divisibility test); an off before start wraps to a huge multiple. So one
+ * compare checks both the bound and the block boundary: a multiplication,
+ * a rotation, a compare, no division. */
+MT_INLINE uint64_t mt_page_block_index(const mt_page *page, uintptr_t off) {
+  uint64_t x = (uint64_t)off * page->inv;
+  unsigned t = page->inv_shift;
+  return (x >> t) | (x << ((64 - t) & 63));
 }
-MT_INLINE uint64_t mt_block_div(uint32_t block_size) { return UINT64_MAX / block_size + 1; }
+MT_INLINE int mt_page_is_block(const mt_page *page, uintptr_t off) {
+  return mt_page_block_index(page, off) < page->reserved;
+}
+/* Set the block size and the divisibility constants above. */
+MT_INLINE void mt_page_set_block_size(mt_page *page, uint32_t block_size) {
+  unsigned t = (unsigned)__builtin_ctz(block_size);
+  uint64_t o = block_size >> t, x = o; /* o * o == 1 mod 8: 3 bits right, doubled per step */
+  for (int i = 0; i < 5; i++) x *= 2 - o * x;
+  page->block_size = block_size;
+  page->inv = x;
+  page->inv_shift = (uint8_t)t;
+}
 MT_INLINE void mt_link_set(const mt_page *page, mt_block *b, const mt_block *next) {
   b->link = (uintptr_t)next ^ page->key;
 }

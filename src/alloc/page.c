@@ -110,7 +110,7 @@ static void mt_page_extend(mt_page *page) {
   /* about one OS page of small blocks, and at least a few large ones */
   uint32_t count = MT_EXTEND_BYTES / bsize;
   if (count < MT_EXTEND_MIN) count = MT_EXTEND_MIN;
-  uint32_t left = page->reserved - page->capacity;
+  uint32_t left = (uint32_t)(page->reserved - page->capacity);
   if (count > left) count = left;
   uint8_t *first = page->start + (size_t)page->capacity * bsize;
   uint8_t *p = first;
@@ -141,8 +141,7 @@ static uintptr_t mt_page_new_key(mt_heap *heap) {
 static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bsize, uint32_t reserved, int sampled) {
   mt_segment *seg = mt_segment_of(page);
   page->start = (uint8_t *)seg + ((size_t)page->first_slot << MT_SLOT_SHIFT);
-  page->block_size = bsize;
-  page->div = mt_block_div(bsize);
+  mt_page_set_block_size(page, bsize);
   page->span = (uint32_t)((size_t)reserved * bsize);
   page->key = mt_page_new_key(heap);
   page->cls = (uint8_t)cls;
@@ -151,6 +150,7 @@ static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bs
   page->used = 0;
   page->free = NULL;
   page->aligned = 0;
+  page->aligned_off = 0;
   page->sampled = (uint8_t)sampled;
   atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
   page->in_full = 0;
@@ -283,6 +283,7 @@ void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
     p = (uint8_t *)mt_align_up((uintptr_t)p, align);
     if (p != page->start) {
       page->aligned = 1;
+      page->aligned_off = (uint32_t)(p - page->start);
       mt_store(&page->owner_tag, (uintptr_t)heap | MT_TAG_ALIGNED);
     }
   }
@@ -301,8 +302,7 @@ int mt__large_grow_in_place(mt_heap *heap, mt_page *page, size_t size) {
   if (mt__segment_span_extend(mt_segment_of(page), page, slots) != 0) return -1;
   uint32_t bsize = (uint32_t)((size_t)slots << MT_SLOT_SHIFT);
   mt_counter_add(&heap->large_bytes_alloc, bsize - page->block_size);
-  page->block_size = bsize;
-  page->div = mt_block_div(bsize);
+  mt_page_set_block_size(page, bsize);
   page->span = bsize;
   page->reserved = 1;
   mt_track_unpoison(page->start, bsize);

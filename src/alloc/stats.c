@@ -232,5 +232,5 @@ void mt__stats_dump_at_exit(void) {
   char json[8192], path[4096];
   size_t n = mt_stats_json(json, sizeof json);
   int k = snprintf(path, sizeof path, "%s.%d.stats.json", prefix, mt__os_getpid());
-  if (n < sizeof json && k > 0 && (size_t)k < sizeof path) mt__os_write_file_atomic(path, json, n);
+  if (n < sizeof json && k > 0 && (size_t)k < sizeof path) mt__os_write_file_atomic(path, json, n, (unsigned)mt__opt[MT_OPT_FILE_MODE]);
 }
