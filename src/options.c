@@ -11,7 +11,7 @@
 #include "memtally.h"
 #include "os/os.h"
 
-typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE, MT_KIND_MODE, MT_KIND_TEXT } mt_option_kind;
+typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE, MT_KIND_MODE, MT_KIND_TEXT, MT_KIND_PERM } mt_option_kind;
 
 typedef struct mt_option_desc {
   const char *name;
@@ -55,6 +55,8 @@ static const mt_option_desc mt_options[MT_OPT_COUNT] = {
                               "Seconds between window profiles PREFIX.PID.window.N.pb.gz (allocations of that window, in-use at its end); 0: none."},
     [MT_OPT_PROF_PEAK] = {"MEMTALLY_PROF_PEAK", MT_KIND_BOOL, 0, 0, 1, "0",
                           "Write PREFIX.PID.peak.pb.gz with the in-use profile at the high-water mark (rewritten when a new peak is 5% higher)."},
+    [MT_OPT_FILE_MODE] = {"MEMTALLY_FILE_MODE", MT_KIND_PERM, 0600, 0, 0666, "0600",
+                          "Permissions, in octal, of the files memtally writes (profiles, statistics dumps): read and write bits only, applied as given (the umask is not)."},
     [MT_OPT_REGION_DEBUG] = {"MEMTALLY_REGION_DEBUG", MT_KIND_BOOL, 0, 0, 1, "0",
                              "Regions: poison and protect released chunks (a use after reset faults, naming the region) and check a redzone after every block."},
 };
@@ -83,6 +85,15 @@ int mt__option_parse(mt_option_id id, const char *text, long long *out) {
     for (int i = 0; i < 3; i++)
       if (mt_streq_nocase(text, mt_mode_names[i])) return *out = i, 0;
     return -1;
+  }
+  if (d->kind == MT_KIND_PERM) { /* octal, read and write bits only: 0600, 640, 0644 */
+    unsigned long v = 0;
+    const char *s = text;
+    if (*s == 0) return -1;
+    for (; *s >= '0' && *s <= '7' && v <= 07777; s++) v = v * 8 + (unsigned)(*s - '0');
+    if (*s != 0 || (v & ~0666UL) != 0) return -1;
+    *out = (long long)v;
+    return 0;
   }
   if (d->kind == MT_KIND_BOOL) {
     static const char *yes[] = {"1", "on", "yes", "true"};
@@ -132,6 +143,10 @@ static void mt_option_value_text(int id, char *buf, size_t cap) {
   }
   if (mt_options[id].kind == MT_KIND_TEXT) {
     snprintf(buf, cap, "(unset)");
+    return;
+  }
+  if (mt_options[id].kind == MT_KIND_PERM) {
+    snprintf(buf, cap, "0%llo", (unsigned long long)v);
     return;
   }
   const char *suffix = "";

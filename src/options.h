@@ -17,6 +17,7 @@ typedef enum mt_option_id {
   MT_OPT_PROF_OUT,
   MT_OPT_PROF_INTERVAL,
   MT_OPT_PROF_PEAK,
+  MT_OPT_FILE_MODE,
   MT_OPT_REGION_DEBUG,
   MT_OPT_COUNT
 } mt_option_id;

@@ -310,6 +310,20 @@ elif CASE == "files":
         read_raw(final)
     leftovers = [n for n in os.listdir(work) if ".tmp." in n and os.path.join(work, n) not in planted]
     check(not leftovers, f"no temporary files left: {leftovers}")
+    # MEMTALLY_FILE_MODE: the mode asked for, whatever the umask; a bad one warns and keeps 0600
+    moded = os.path.join(work, "moded")
+    old_umask = os.umask(0o077)
+    try:
+        run("accuracy", {"MEMTALLY_PROF_OUT": moded, "MEMTALLY_FILE_MODE": "0644"}, "0.01")
+        run("accuracy", {"MEMTALLY_PROF_OUT": moded + "x", "MEMTALLY_FILE_MODE": "0755"}, "0.01")
+    finally:
+        os.umask(old_umask)
+    got = glob.glob(moded + ".*.exit.pb.gz")
+    check(len(got) == 1 and os.stat(got[0]).st_mode & 0o777 == 0o644,
+          f"MEMTALLY_FILE_MODE=0644 under umask 077: {[oct(os.stat(g).st_mode & 0o777) for g in got]}")
+    got = glob.glob(moded + "x.*.exit.pb.gz")
+    check(len(got) == 1 and os.stat(got[0]).st_mode & 0o777 == 0o600,
+          f"MEMTALLY_FILE_MODE=0755 (execute bits) is refused: {[oct(os.stat(g).st_mode & 0o777) for g in got]}")
     long_prefix = os.path.join(work, "x" * 5000)
     p = run("accuracy", {"MEMTALLY_PROF_OUT": long_prefix}, "0.01")
     check(p.stderr.count("memtally: warning: cannot write profiles: MEMTALLY_PROF_OUT is too long") == 1,

@@ -17,6 +17,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,8 +152,9 @@ uint64_t mt__os_random(void) {
 /* The temporary file has a name that cannot be predicted and is created
  * exclusively, never through a link, readable by the owner only: a link or
  * file planted at any name memtally might use is never written through. The
- * rename replaces a link at path itself, not its target. */
-int mt__os_write_file_atomic(const char *path, const void *data, size_t len) {
+ * rename replaces a link at path itself, not its target. mode (read and
+ * write bits) is set on the open file before anything is written. */
+int mt__os_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode) {
   char tmp[4096];
   int fd = -1;
   for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
@@ -165,6 +167,13 @@ int mt__os_write_file_atomic(const char *path, const void *data, size_t len) {
     if (fd < 0 && errno != EEXIST) return -1;
   }
   if (fd < 0) return -1;
+  if (mode != 0600 && fchmod(fd, (mode_t)(mode & 0666)) != 0) { /* as asked, whatever the umask */
+    int e = errno;
+    close(fd);
+    unlink(tmp);
+    errno = e;
+    return -1;
+  }
   const uint8_t *p = data;
   size_t left = len;
   while (left > 0) {

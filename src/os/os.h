@@ -42,8 +42,9 @@ MT_HIDDEN int mt__os_getpid(void);
 /* Write len bytes to path through a temporary file in the same directory,
  * renamed into place, so readers never see a torn file. The temporary's
  * name is unpredictable and it is created with O_EXCL|O_NOFOLLOW, mode
- * 0600. 0 or -1 (errno; ENAMETOOLONG for a path too long). */
-MT_HIDDEN int mt__os_write_file_atomic(const char *path, const void *data, size_t len);
+ * 0600, then given mode (its read and write bits). 0 or -1 (errno;
+ * ENAMETOOLONG for a path too long). */
+MT_HIDDEN int mt__os_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 /* Call fn on SIGUSR2 (fn must only set a flag). */
 MT_HIDDEN void mt__os_on_sigusr2(void (*fn)(int));
 /* Start a detached helper thread; 0 or -1. */

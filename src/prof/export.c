@@ -296,7 +296,7 @@ int mt__prof_write(const char *path, bool window, const char *kind) {
     mt_buf raw = {0}, gz = {0};
     if (mt_encode(&snap, window, kind, &raw) == 0) {
       mt__gzip_stored(&gz, raw.data, raw.len);
-      if (!gz.failed) rc = mt__os_write_file_atomic(path, gz.data, gz.len);
+      if (!gz.failed) rc = mt__os_write_file_atomic(path, gz.data, gz.len, (unsigned)mt__opt[MT_OPT_FILE_MODE]);
     }
     mt__buf_free(&raw);
     mt__buf_free(&gz);
