@@ -75,6 +75,20 @@ static rd ints_of(rd *r, unsigned wire) {
   return s;
 }
 
+/* A message whose fields 1..4 are integers (a label, a line, a sample
+ * type, a function): f[k] is field k's last value, 0 when absent; other
+ * fields are skipped. A corrupt message marks parent bad. */
+static void int_fields(rd *parent, uint64_t f[5]) {
+  rd s = sub(parent);
+  unsigned num, wire;
+  memset(f, 0, 5 * sizeof *f);
+  while (field(&s, &num, &wire)) {
+    if (num >= 1 && num <= 4 && wire == 0) f[num] = varint(&s);
+    else skip(&s, wire);
+  }
+  if (s.bad) parent->bad = 1;
+}
+
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;
@@ -142,16 +156,10 @@ static void dec_sample(dec *d, rd s, int pass) {
         }
       }
       if (v.bad) s.bad = 1;
-    } else if (num == 3 && wire == 2) { /* label */
-      rd l = sub(&s);
-      uint64_t key = 0, str = 0, n = 0;
-      while (field(&l, &num, &wire)) {
-        if (num == 1 && wire == 0) key = varint(&l);
-        else if (num == 2 && wire == 0) str = varint(&l);
-        else if (num == 3 && wire == 0) n = varint(&l);
-        else skip(&l, wire);
-      }
-      if (l.bad) s.bad = 1;
+    } else if (num == 3 && wire == 2) { /* label: key, str, num */
+      uint64_t f[5];
+      int_fields(&s, f);
+      uint64_t key = f[1], str = f[2], n = f[3];
       if (pass == FILL) {
         const char *k = STR(p, key);
         if (strcmp(k, "region") == 0 && str) S.region = STR(p, str);
@@ -190,15 +198,10 @@ static void dec_location(dec *d, rd s, int pass) {
   while (field(&s, &num, &wire)) {
     if (num == 1 && wire == 0 && L) L->id = varint(&s);
     else if (num == 3 && wire == 0 && L) L->address = varint(&s);
-    else if (num == 4 && wire == 2) {
-      rd l = sub(&s);
-      uint64_t fn = 0, line = 0;
-      while (field(&l, &num, &wire)) {
-        if (num == 1 && wire == 0) fn = varint(&l);
-        else if (num == 2 && wire == 0) line = varint(&l);
-        else skip(&l, wire);
-      }
-      if (l.bad) s.bad = 1;
+    else if (num == 4 && wire == 2) { /* line: function id, line */
+      uint64_t f[5];
+      int_fields(&s, f);
+      uint64_t fn = f[1], line = f[2];
       if (L) L->lines[nlines] = (mtt_line){fn, (int64_t)line}; /* function id, mapped to an index later */
       nlines++;
     } else {
@@ -210,18 +213,12 @@ static void dec_location(dec *d, rd s, int pass) {
   if (L) L->nlines = nlines, d->lni += nlines;
 }
 
-static void dec_function(dec *d, rd s, int pass) {
-  uint64_t id = 0, name = 0, file = 0;
-  unsigned num, wire;
-  while (field(&s, &num, &wire)) {
-    if (num == 1 && wire == 0) id = varint(&s);
-    else if (num == 2 && wire == 0) name = varint(&s);
-    else if (num == 4 && wire == 0) file = varint(&s);
-    else skip(&s, wire);
-  }
-  if (s.bad) d->why = "corrupt or truncated profile data";
+static void dec_function(dec *d, rd *r, int pass) {
+  uint64_t f[5]; /* id, name, system name, file */
+  int_fields(r, f);
+  if (r->bad) return;
   if (pass == COUNT) d->nfunctions++;
-  if (pass == FILL) d->p->functions[d->fi++] = (mtt_function){id, STR(d->p, name), STR(d->p, file)};
+  if (pass == FILL) d->p->functions[d->fi++] = (mtt_function){f[1], STR(d->p, f[2]), STR(d->p, f[4])};
 }
 
 /* One read of the whole message; d->why says what was wrong, if anything. */
@@ -229,17 +226,11 @@ static void dec_pass(dec *d, rd r, int pass) {
   mtt_profile *p = d->p;
   unsigned num, wire;
   while (d->why == NULL && field(&r, &num, &wire)) {
-    if (num == 1 && wire == 2) { /* sample_type */
-      rd s = sub(&r);
-      uint64_t t = 0, u = 0;
-      while (field(&s, &num, &wire)) {
-        if (num == 1 && wire == 0) t = varint(&s);
-        else if (num == 2 && wire == 0) u = varint(&s);
-        else skip(&s, wire);
-      }
-      if (s.bad) r.bad = 1;
+    if (num == 1 && wire == 2) { /* sample_type: type, unit */
+      uint64_t f[5];
+      int_fields(&r, f);
       if (pass == COUNT) d->ntypes++;
-      if (pass == STRINGS) d->type_pairs[2 * d->ti] = t, d->type_pairs[2 * d->ti + 1] = u, d->ti++;
+      if (pass == STRINGS) d->type_pairs[2 * d->ti] = f[1], d->type_pairs[2 * d->ti + 1] = f[2], d->ti++;
     } else if (num == 2 && wire == 2) {
       rd s = sub(&r);
       if (!r.bad) dec_sample(d, s, pass);
@@ -247,8 +238,7 @@ static void dec_pass(dec *d, rd r, int pass) {
       rd s = sub(&r);
       if (!r.bad) dec_location(d, s, pass);
     } else if (num == 5 && wire == 2) {
-      rd s = sub(&r);
-      if (!r.bad) dec_function(d, s, pass);
+      dec_function(d, &r, pass);
     } else if (num == 6 && wire == 2) { /* string_table */
       rd s = sub(&r);
       if (pass == COUNT) d->nstrings++;
