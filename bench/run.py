@@ -7,7 +7,8 @@ process. It prints the median of each cell with its ratio against mimalloc,
 the min-max range, and a geometric mean row. A benchmark whose checksum
 differs between allocators is reported as an error.
 
-usage: run.py [--build DIR] [--rounds N] [--scale X] [--only NAMES] [--markdown FILE]
+usage: run.py [--build DIR] [--rounds N] [--scale X] [--only NAMES] [--allocs NAMES] [--base NAME]
+              [--with NAME=LIB] [--markdown FILE]
 """
 import argparse
 import glob
@@ -30,8 +31,9 @@ def find_lib(patterns):
     return None
 
 
-def allocators(build, names):
-    """Every known allocator setup as (name, preload library, environment, command prefix)."""
+def allocators(build, names, extra=()):
+    """Every known allocator setup as (name, preload library, environment, command prefix);
+    extra: (name, library) pairs given with --with, such as another build of memtally."""
     lib = os.path.join(build, "libmemtally.so")
     scratch = os.path.join(build, "bench-profiles")
     os.makedirs(scratch, exist_ok=True)
@@ -57,6 +59,8 @@ def allocators(build, names):
     heaptrack = shutil.which("heaptrack")
     if heaptrack:
         known["heaptrack"] = (None, {}, [heaptrack, "-o", os.path.join(scratch, "ht")])
+    for name, path in extra:
+        known[name] = (os.path.abspath(path), {}, [])
     out = []
     for n in names:
         if n in known:
@@ -75,14 +79,18 @@ BENCHES = [
     ("cache-thrash", "b_cache", ["2"], "thrash"),
     ("xmalloc", "b_xmalloc", ["1"]),
     ("prodcons", "b_prodcons", []),
-    ("mstress-4t", "b_mstress", ["4"]),
+    ("mstress-2t", "b_mstress", ["2"]),
+    ("stress-2t", "b_stress", ["2"]),
     ("rptest-2t", "b_rptest", ["2"]),
+    ("alloc-test-1t", "b_alloctest", ["1"]),
     ("alloc-test-2t", "b_alloctest", ["2"]),
     ("glibc-simple", "b_tight", []),
     ("glibc-thread", "b_tight", ["2"]),
     ("malloc-large", "b_large", []),
     ("mixed", "b_mixed", []),
     ("realloc", "b_realloc", []),
+    ("mleak-10", "b_mleak", ["10"]),
+    ("mleak-100", "b_mleak", ["100"]),
 ]
 # Run only when named with --only (not part of the suite's geometric means).
 EXTRA_BENCHES = [
@@ -127,9 +135,13 @@ def main():
                     help="columns: memtally, mt-lean, mt-speed, mt-noprof, mt-rate1, mt-nocheck (the hardening "
                          "compiled out), glibc, mimalloc, jemalloc, jemalloc-prof, tcmalloc, heaptrack")
     ap.add_argument("--base", default="mimalloc", help="the column ratios are taken against")
+    ap.add_argument("--with", dest="extra", action="append", default=[], metavar="NAME=LIB",
+                    help="one more column: LIB preloaded (another build of memtally, a peer built from source); "
+                         "name it in --allocs too")
     opt = ap.parse_args()
     bindir = os.path.join(opt.build, "bench")
-    allocs = allocators(opt.build, [a for a in opt.allocs.split(",") if a])
+    extra = [tuple(e.split("=", 1)) for e in opt.extra if "=" in e]
+    allocs = allocators(opt.build, [a for a in opt.allocs.split(",") if a], extra)
     only = opt.only.split(",") if opt.only else []
     benches = [b for b in BENCHES if not only or b[0] in only] + [b for b in EXTRA_BENCHES if b[0] in only]
     times = {(b[0], a[0]): [] for b in benches for a in allocs}

@@ -104,8 +104,8 @@ typedef struct mt_page {
 _Static_assert(offsetof(mt_page, aligned) < 64, "the fast paths' page fields share one cache line");
 
 typedef struct mt_segment {
-  uint32_t page_shift;           /* MT_SLOT_SHIFT, or 63 for a huge segment (index 0) */
-  uint32_t is_huge;
+  uint32_t is_huge;              /* its descriptors past pages[0] stay zero: free() of a
+                                    pointer in it resolves to a page no heap owns */
   size_t map_size;               /* bytes mapped from the OS */
   struct mt_heap *heap;          /* owning heap; NULL while abandoned or cached */
   uint64_t free_mask;            /* slots not in any span */

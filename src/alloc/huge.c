@@ -124,7 +124,6 @@ void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
     }
     mt__os_commit_add((int64_t)need);
     seg->map_size = need;
-    seg->page_shift = 63;
     seg->is_huge = 1;
     seg->pages[0].cls = MT_CLASS_HUGE;
     mt__segmap_set(seg, 1);

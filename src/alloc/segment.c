@@ -54,7 +54,6 @@ static mt_segment *mt_segment_new(void) {
   mt_segment *seg = mt__os_map_aligned(MT_SEG_SIZE, MT_SEG_SIZE);
   if (seg == NULL) return NULL;
   mt__os_commit_add((int64_t)MT_HEADER_BYTES);
-  seg->page_shift = MT_SLOT_SHIFT;
   seg->map_size = MT_SEG_SIZE;
   seg->free_mask = MT_SLOTS_ALL;
   for (unsigned i = 0; i < MT_SLOTS; i++) seg->pages[i].first_slot = (uint8_t)i;
