@@ -1,15 +1,19 @@
 #!/bin/sh
 # fastpath.sh -- instructions per malloc(32)+free pair, counted by callgrind, memtally vs mimalloc
-# usage: fastpath.sh BUILD_DIR
+# usage: fastpath.sh BUILD_DIR [remote]
+#   remote: the block is freed by another thread (fastpath.c, produce/consume)
 set -e
 build=${1:-build}
+mode=${2:-}
 prog=$build/bench/fastpath
-count() { # LD_PRELOAD value -> instructions per pair inside churn (inclusive)
+toggles="--toggle-collect=churn"
+[ "$mode" = remote ] && toggles="--toggle-collect=produce --toggle-collect=consume"
+count() { # LD_PRELOAD value -> instructions per pair inside churn, or produce and consume (inclusive)
   out=$(mktemp)
-  LD_PRELOAD=$1 valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect=churn "$prog" >/dev/null 2>&1
+  LD_PRELOAD=$1 valgrind --tool=callgrind --callgrind-out-file="$out" $toggles "$prog" $mode >/dev/null 2>&1
   total=$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   rm -f "$out"
-  # two calls of churn: 1000 warm-up pairs and 1000000 measured ones
+  # churn: 1000 warm-up pairs and 1000000 measured ones; remote: 1001 rounds of 1000 blocks
   echo "$total" | awk '{printf "%.1f", $1 / 1001000}'
 }
 mt=$(count "$PWD/$build/libmemtally.so")
@@ -17,4 +21,4 @@ nc=""
 [ -f "$build/nocheck/libmemtally.so" ] && nc=", memtally without its hardening $(count "$PWD/$build/nocheck/libmemtally.so")"
 mi=$(count "$(ls /usr/lib/x86_64-linux-gnu/libmimalloc.so.2* | head -1)")
 gl=$(count "")
-echo "instructions per malloc(32)+free pair (callgrind): memtally $mt$nc, mimalloc $mi, glibc $gl"
+echo "instructions per malloc(32)+free pair${mode:+ ($mode free)} (callgrind): memtally $mt$nc, mimalloc $mi, glibc $gl"

@@ -84,6 +84,25 @@ static int child(const char *mode) {
         return 1;
       }
     }
+  } else if (strncmp(mode, "unmarked-", 9) == 0) { /* a write after free over a freed block's second word */
+    char *a = malloc(48), *keep48[4];
+    if (strcmp(mode, "unmarked-remote") == 0) { /* on the list of blocks other threads freed */
+      for (int i = 0; i < 4; i++) keep48[i] = malloc(48);
+      pthread_t t;
+      pthread_create(&t, NULL, free_in_thread, a);
+      pthread_join(t, NULL);
+      (void)keep48;
+    } else {
+      free(a);
+    }
+    memset(a + 8, 0, 8); /* the link stays sound: only the free mark is gone */
+    for (int i = 0; i < 20000; i++) {
+      char *q = malloc(48);
+      if (q == a) {
+        puts("DUPLICATE BLOCK"); /* a block not marked free was handed out */
+        return 1;
+      }
+    }
   } else if (strcmp(mode, "double-free-aba") == 0 || strcmp(mode, "double-free-aba-medium") == 0) {
     size_t n = mode[15] ? 5000 : 48;
     char *a = malloc(n), *b = malloc(n);
@@ -248,6 +267,8 @@ int main(int argc, char **argv) {
   expect_abort(self, "poison-remote", "corrupted free list");
   expect_abort(self, "poison-overflow", "corrupted free list");
   expect_abort(self, "poison-local", "(size class 2, 48-byte blocks)");
+  expect_abort(self, "unmarked-local", "corrupted free list: a block on it is not marked free");
+  expect_abort(self, "unmarked-remote", "corrupted free list: a block on it is not marked free");
   expect_abort(self, "double-free-aba", "double free at 0x");
   expect_abort(self, "double-free-aba-medium", "double free at 0x");
   expect_abort_env(self, "double-free-aba", "double free at 0x", "MEMTALLY_PROF_RATE=1"); /* sampled blocks */
@@ -267,7 +288,7 @@ int main(int argc, char **argv) {
   expect_abort(self, "free-region-memory", "free of a pointer inside a block");
   result_t rf = run(self, "foreign", NULL, NULL);
   CHECKF(strstr(rf.out, "(huge block)") == NULL, "a stack address is no huge block: %s", rf.out);
-  static const char *const carry[] = {"poison-local", "poison-wild", "poison-remote", "poison-overflow",
+  static const char *const carry[] = {"poison-local", "poison-wild", "poison-remote", "poison-overflow", "unmarked-local", "unmarked-remote",
                                       "double-free-aba", "double-free-exited", "double-free-remote-then-owner",
                                       "interior-small", "interior-large-4096", "interior-aligned-large", "realloc-freed",
                                       "region-double-delete", "region-child-of-deleted", "free-region-memory"};

@@ -61,7 +61,8 @@ MT_INLINE void *mt_page_pop_rest(mt_heap *heap, mt_page *page, mt_block *b, size
 MT_INLINE void *mt_page_pop(mt_heap *heap, mt_page *page, mt_block *b, size_t size) {
 #if MT_HARDEN
   uintptr_t next = b->link ^ page->key;
-  if (mt_unlikely(!mt_page_is_block(page, next - (uintptr_t)page->start))) return mt_pop_odd_link(heap, page, b, size);
+  if (mt_unlikely(!mt_page_is_block(page, next - (uintptr_t)page->start) || b->freed != mt__free_key))
+    return mt_pop_odd_link(heap, page, b, size);
   page->free = (mt_block *)next;
 #else
   page->free = (mt_block *)b->link;
@@ -71,9 +72,18 @@ MT_INLINE void *mt_page_pop(mt_heap *heap, mt_page *page, mt_block *b, size_t si
 
 #if MT_HARDEN
 /* b is the last block of its list, or its link was overwritten (reported;
- * the rest of the list is dropped). b itself was checked when it became
- * the head. Reached by tail calls only (see mt__countdown_hit). */
+ * the rest of the list is dropped), or b lacks the free mark: every block on
+ * a free list carries it, so b is on the list twice (two threads freed it at
+ * the same moment) or was written after it was freed. Such a b is reported
+ * and not handed out, nor is the rest of its list. b's place was checked
+ * when it became the head. Reached by tail calls only (see mt__countdown_hit). */
 static MT_NOINLINE void *mt_pop_odd_link(mt_heap *heap, mt_page *page, mt_block *b, size_t size) {
+  if (b->freed != mt__free_key) {
+    page->free = NULL;
+    mt__report("corrupted free list: a block on it is not marked free (freed twice at once, or written after free)",
+               b, mt_page_report_cls(page));
+    return mt_malloc_generic(heap, size);
+  }
   page->free = mt__link_bad(page, b, b->link ^ page->key);
   return mt_page_pop_rest(heap, page, b, size);
 }
@@ -81,8 +91,8 @@ static MT_NOINLINE void *mt_pop_odd_link(mt_heap *heap, mt_page *page, mt_block 
 
 /* malloc fast path: a TLS load, a table load (sizes <= 1 KiB) or a class
  * computed with one bit scan (up to 128 KiB), the page's free list head, its
- * link decoded and checked: 34 instructions and 5 branches for sizes up to
- * 1 KiB (objdump; 24 and 3 with MT_HARDEN=0). */
+ * link decoded and checked, its free mark compared: 37 instructions and 5
+ * branches for sizes up to 1 KiB (objdump; 24 and 3 with MT_HARDEN=0). */
 void *mt_malloc(size_t size) {
   mt_heap *heap = mt__tls_heap;
   mt_page *page;
@@ -130,7 +140,7 @@ static MT_NOINLINE void *mt_malloc_generic(mt_heap *heap, size_t size) {
 /* ---- free ---- */
 
 static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, uint8_t map);
-static int mt_free_remote(mt_heap *heap, mt_page *page, mt_block *b);
+static MT_NOINLINE void mt_free_other(void *p, mt_segment *seg, mt_page *page, uint8_t map);
 
 /* free fast path: segment map bit, page tag compare (the page index is a
  * constant shift: no segment header field is read, as the headers of all
@@ -167,8 +177,7 @@ void mt_free(void *p) {
       if (mt_unlikely((--page->used == 0) | page->in_full)) mt__page_empty_local(heap, page);
       return;
     }
-    if (mt_free_remote(heap, page, (mt_block *)p) == 0) return;
-    mt_free_slow(p, seg, page, map);
+    mt_free_other(p, seg, page, map);
     return;
   }
   mt_free_slow(p, seg, NULL, map);
@@ -184,8 +193,10 @@ MT_INLINE void mt_push_remote(mt_page *page, mt_block *b, unsigned cls, unsigned
   b->freed = mt__free_key;
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
   do {
-    b->link = (w & ~MT_XFREE_FULL) ^ key;
-  } while (!atomic_compare_exchange_weak_explicit(&page->xfree, &w, (uintptr_t)b | (w & MT_XFREE_FULL),
+    b->link = (uintptr_t)mt_xfree_head(w) ^ key;
+  } while (!atomic_compare_exchange_weak_explicit(&page->xfree, &w,
+                                                  (uintptr_t)b | (w & MT_XFREE_FULL) |
+                                                      ((w & ~(MT_XFREE_ONE - 1)) + MT_XFREE_ONE),
                                                   memory_order_release, memory_order_relaxed));
   /* A stale owner only gets a needless look. */
   if (w == MT_XFREE_FULL && owner != NULL)
@@ -208,6 +219,13 @@ static int mt_free_remote(mt_heap *heap, mt_page *page, mt_block *b) {
   mt_counter_add(&heap->nfree[cls], 1);
   mt_push_remote(page, b, cls, 0, mt_load(&page->heap));
   return 0;
+}
+
+/* A block of a page this thread does not own, or anything odd: reached by a
+ * tail call, so the fast path above saves no register. */
+static MT_NOINLINE void mt_free_other(void *p, mt_segment *seg, mt_page *page, uint8_t map) {
+  if (mt_free_remote(mt__tls_heap, page, (mt_block *)p) == 0) return;
+  mt_free_slow(p, seg, page, map);
 }
 
 /* Resolve p to its page, following an interior slot to its span's first
@@ -234,7 +252,7 @@ static int mt_block_is_free(const mt_page *page, const mt_block *b, int owner) {
   uint32_t n = 0;
   for (const mt_block *x = page->free; x != NULL && n++ <= page->capacity; x = mt_link_next(page, x))
     if (x == b) return 1;
-  uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_acquire) & ~MT_XFREE_FULL;
+  uintptr_t w = (uintptr_t)mt_xfree_head(atomic_load_explicit(&page->xfree, memory_order_acquire));
   n = 0;
   for (const mt_block *x = (const mt_block *)w; x != NULL && n++ <= page->capacity; x = mt_link_next(page, x))
     if (x == b) return 1;

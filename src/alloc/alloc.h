@@ -60,6 +60,12 @@
  * whether the owner must be told, without touching the page afterwards
  * (once the block is published the owner may retire the page). */
 #define MT_XFREE_FULL ((uintptr_t)1)
+/* Bits 48-63 of page->xfree count the blocks on the list (a page holds at
+ * most 4096 blocks; every block lies below 2^48, see MT_SEGMAP_BITS), so
+ * the owner learns how many it takes back without walking the list. */
+#define MT_XFREE_COUNT_SHIFT 48
+#define MT_XFREE_ONE ((uintptr_t)1 << MT_XFREE_COUNT_SHIFT)
+#define MT_XFREE_MAX_BLOCKS 4096
 
 /* A free block. Its link is stored encoded (mt_link_*): a write into a freed
  * block cannot make malloc return a chosen address, and every decoded link
@@ -70,6 +76,9 @@ typedef struct mt_block {
   uintptr_t link;                /* next free block ^ page->key */
   uintptr_t freed;               /* mt__free_key while free, 0 once handed out */
 } mt_block;
+
+MT_INLINE mt_block *mt_xfree_head(uintptr_t w) { return (mt_block *)(w & (MT_XFREE_ONE - 1) & ~MT_XFREE_FULL); }
+MT_INLINE uint32_t mt_xfree_count(uintptr_t w) { return (uint32_t)(w >> MT_XFREE_COUNT_SHIFT); }
 
 struct mt_heap;
 struct mt_segment;

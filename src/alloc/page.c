@@ -54,22 +54,29 @@ void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page) {
 }
 
 /* Take the blocks other threads freed into this page (the full flag stays).
- * The walk is bounded: the list can hold at most the blocks that are out
- * (page->used), each inside the page. A longer list has a cycle (one block
- * freed twice by other threads: a, b, a) and a link outside the page was
- * overwritten; either is reported, and the list is then left alone (its
- * blocks leak) rather than walked forever or handed out. */
+ * The list's length comes with it (MT_XFREE_COUNT_SHIFT). When the page has
+ * no free block left, the list becomes its free list as it is: each link is
+ * checked as malloc follows it, and the list's head here. Otherwise it is
+ * walked to its tail to be joined, each link checked. A count larger than
+ * the blocks out means one block was freed twice by other threads at the
+ * same moment (each saw no free mark): reported, and the list is left alone
+ * (its blocks leak) rather than handed out twice. */
 void mt__page_collect(mt_heap *heap, mt_page *page) {
   (void)heap;
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
-  if ((w & ~MT_XFREE_FULL) == 0) return;
+  if (mt_xfree_head(w) == NULL) return;
   while (!atomic_compare_exchange_weak_explicit(&page->xfree, &w, w & MT_XFREE_FULL, memory_order_acquire,
                                                 memory_order_relaxed)) {
   }
-  mt_block *list = (mt_block *)(w & ~MT_XFREE_FULL);
-  uint32_t n = 1;
-  mt_block *tail = list;
-  if (!mt_page_is_block(page, (uintptr_t)list - (uintptr_t)page->start)) goto corrupt;
+  mt_block *list = mt_xfree_head(w), *tail = list;
+  uint32_t count = mt_xfree_count(w), n = 1;
+  if (mt_unlikely(count > page->used || !mt_page_is_block(page, (uintptr_t)list - (uintptr_t)page->start)))
+    goto corrupt;
+  if (page->free == NULL) {
+    page->free = list;
+    page->used -= count;
+    return;
+  }
   for (;;) {
     mt_block *next = mt_link_next(page, tail); /* NULL at the end, or reported and NULL */
     if (next == NULL) {
@@ -77,21 +84,23 @@ void mt__page_collect(mt_heap *heap, mt_page *page) {
       break;
     }
     tail = next;
-    if (mt_unlikely(++n > page->used)) goto corrupt;
+    if (mt_unlikely(++n > count)) goto corrupt;
   }
+  if (mt_unlikely(n != count)) goto corrupt;
   mt_link_set(page, tail, page->free);
   page->free = list;
-  page->used -= n;
+  page->used -= count;
   return;
 corrupt:
-  mt__report(n > page->used ? "double free (a block freed twice by other threads)" : "corrupted free list", tail,
-             mt_page_report_cls(page));
+  mt__report(count > page->used || n > count ? "double free (a block freed twice by other threads)"
+                                              : "corrupted free list",
+             tail, mt_page_report_cls(page));
 }
 
 int mt__page_mark_full(mt_page *page) {
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
   for (;;) {
-    if ((w & ~MT_XFREE_FULL) != 0) return 0;
+    if (mt_xfree_head(w) != NULL) return 0;
     if (atomic_compare_exchange_weak_explicit(&page->xfree, &w, MT_XFREE_FULL, memory_order_acq_rel,
                                               memory_order_relaxed)) {
       page->in_full = 1;
@@ -146,6 +155,7 @@ static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bs
   page->key = mt_page_new_key(heap);
   page->cls = (uint8_t)cls;
   page->reserved = reserved;
+  mt_assert(reserved <= MT_XFREE_MAX_BLOCKS); /* the remote list's count fits its 16 bits */
   page->capacity = 0;
   page->used = 0;
   page->free = NULL;
@@ -211,7 +221,7 @@ void mt__heap_collect_remote(mt_heap *heap, unsigned cls) {
     mt_page *page = heap->full[kind][cls].first;
     while (page != NULL) {
       mt_page *next = page->next;
-      if ((atomic_load_explicit(&page->xfree, memory_order_relaxed) & ~MT_XFREE_FULL) != 0) {
+      if (mt_xfree_head(atomic_load_explicit(&page->xfree, memory_order_relaxed)) != NULL) {
         mt__page_collect(heap, page);
         if (page->used == 0) {
           mt__page_retire(heap, page);
