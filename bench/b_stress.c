@@ -1,86 +1,109 @@
-/* b_stress.c -- threads hand blocks to each other through shared slots (test-stress-like)
- * Every thread keeps a working set of blocks and, step by step, allocates
- * into it, frees from it, or swaps one of its blocks with a slot shared by
- * all threads, so that most blocks end up freed by a thread that did not
- * allocate them. Sizes are mostly small (8-256 B), some up to 40 KiB, a few
- * up to 1 MiB. Rounds start over with an empty working set (the live set
- * rises and falls). Each block carries its size and a tag, checked when the
- * block is freed: the checksum counts allocations, plus any block found
- * damaged times 2^40. usage: b_stress [scale] [threads] */
+/* b_stress.c -- threads that come and go, hand blocks to each other, and
+ * leave some behind for the next generation (test-stress-like)
+ *
+ * Every iteration starts a fresh set of threads. Each thread allocates with
+ * calloc (sizes are powers of two times 8 bytes, now and then 100, 1,000 or
+ * 10,000 times larger), fills every word, and keeps its blocks in a growing
+ * array (grown by realloc) and a retained set; about two thirds of the time
+ * it frees one of its blocks at random, and a quarter of the time it swaps
+ * one with a slot shared by all threads. Every block is checked word by word
+ * when freed. When the threads have exited, half of the shared slots are
+ * emptied and the rest survive into the next iteration, to be freed by
+ * threads that did not allocate them, into pages whose owner has exited.
+ * The checksum counts the blocks allocated (damage adds 2^40 per block).
+ * usage: b_stress [scale] [threads] [load] (load: hundreds of blocks per thread, 25) */
 #include <stdatomic.h>
 
 #include "bench.h"
 
-#define SET 2000        /* working set per thread */
-#define SLOTS 1000      /* shared transfer slots */
-#define STEPS 60000     /* steps per round */
-#define TAG 0x5a17c0deULL
+#define SLOTS 1000
+#define MARK 0x9e3779b97f4a7c15ULL
 
 static int nthreads = 2;
-static long rounds;
+static long load = 25;  /* blocks each thread allocates, in hundreds, times (thread % 8 + 1) */
 static _Atomic(uint64_t *) slots[SLOTS];
-static _Atomic uint64_t damaged;
+static _Atomic uint64_t damaged, made;
 
-static size_t stress_size(uint64_t *rng) {
-  uint64_t x = bench_rand(rng), p = x % 1000;
-  if (p < 900) return 8 + (x >> 16) % 249;        /* small */
-  if (p < 998) return 256 + (x >> 16) % 40705;    /* up to 40 KiB */
-  return 40960 + (x >> 16) % (1024 * 1024 - 40959); /* up to 1 MiB */
-}
+static int percent(uint64_t *rng, unsigned p) { return bench_rand(rng) % 100 <= p; }
 
-static uint64_t *stress_alloc(uint64_t *rng) {
-  size_t n = stress_size(rng);
-  if (n < 24) n = 24; /* room for the size, the tag and the last byte */
-  uint64_t *p = malloc(n);
-  p[0] = n;
-  p[1] = TAG ^ n;
-  ((unsigned char *)p)[n - 1] = (unsigned char)n;
+static uint64_t *stress_make(size_t words, uint64_t *rng) {
+  if (percent(rng, 1)) {
+    if (percent(rng, 1)) words *= 10000;
+    else if (percent(rng, 10)) words *= 1000;
+    else words *= 100;
+  }
+  uint64_t *p = calloc(words, sizeof *p);
+  for (size_t i = 0; i < words; i++) {
+    if (p[i] != 0) atomic_fetch_add(&damaged, 1);
+    p[i] = (words - i) ^ MARK;
+  }
+  atomic_fetch_add_explicit(&made, 1, memory_order_relaxed);
   return p;
 }
 
-static void stress_free(uint64_t *p) {
-  if (p == NULL) return;
-  size_t n = p[0];
-  if (p[1] != (TAG ^ n) || ((unsigned char *)p)[n - 1] != (unsigned char)n) atomic_fetch_add(&damaged, 1);
+static void stress_drop(uint64_t *p) {
+  if (p != NULL) {
+    size_t words = (size_t)(p[0] ^ MARK);
+    for (size_t i = 0; i < words; i++)
+      if ((p[i] ^ MARK) != words - i) {
+        atomic_fetch_add(&damaged, 1);
+        break;
+      }
+  }
   free(p);
 }
 
-static void *run(void *arg) {
-  uint64_t rng = 4242 + (uint64_t)(long)arg * 7919, count = 0;
-  uint64_t **set = calloc(SET, sizeof *set);
-  for (long r = 0; r < rounds; r++) {
-    for (long s = 0; s < STEPS; s++) {
-      uint64_t x = bench_rand(&rng);
-      unsigned i = (unsigned)((x >> 8) % SET), op = (unsigned)(x & 7);
-      if (op < 4) { /* allocate (replacing what is there) */
-        stress_free(set[i]);
-        set[i] = stress_alloc(&rng);
-        count++;
-      } else if (op < 6) { /* free */
-        stress_free(set[i]);
-        set[i] = NULL;
-      } else { /* swap with a shared slot: the block may be freed by anyone */
-        set[i] = atomic_exchange(&slots[(x >> 24) % SLOTS], set[i]);
+static void *worker(void *arg) {
+  long id = (long)arg;
+  uint64_t rng = (uint64_t)(id + 1) * 43;
+  size_t todo = (size_t)(100 * load * (id % 8 + 1)), keep_left = todo / 2;
+  uint64_t **kept = calloc(keep_left, sizeof *kept), **live = NULL;
+  size_t nkept = 0, nlive = 0, cap = 0;
+  while (todo > 0 || keep_left > 0) {
+    if (keep_left == 0 || (todo > 0 && percent(&rng, 50))) {
+      todo--;
+      if (nlive == cap) {
+        cap += 100000;
+        live = realloc(live, cap * sizeof *live);
       }
+      live[nlive++] = stress_make((size_t)1 << (bench_rand(&rng) % 5), &rng);
+    } else {
+      kept[nkept++] = stress_make((size_t)1 << (bench_rand(&rng) % 7), &rng);
+      keep_left--;
     }
-    for (unsigned i = 0; i < SET; i++) {
-      stress_free(set[i]);
-      set[i] = NULL;
+    if (nlive > 0 && percent(&rng, 66)) {
+      size_t i = bench_rand(&rng) % nlive;
+      stress_drop(live[i]);
+      live[i] = NULL;
+    }
+    if (nlive > 0 && percent(&rng, 25)) {
+      size_t i = bench_rand(&rng) % nlive;
+      live[i] = atomic_exchange(&slots[bench_rand(&rng) % SLOTS], live[i]);
     }
   }
-  free(set);
-  return (void *)(uintptr_t)count;
+  for (size_t i = 0; i < nkept; i++) stress_drop(kept[i]);
+  for (size_t i = 0; i < nlive; i++) stress_drop(live[i]);
+  free(kept);
+  free(live);
+  return NULL;
 }
 
 int main(int argc, char **argv) {
   double scale = bench_scale(argc, argv);
   if (argc > 2) nthreads = atoi(argv[2]);
   if (nthreads < 1 || nthreads > 64) nthreads = 2;
-  rounds = (long)(200 * scale);
-  if (rounds < 1) rounds = 1;
+  if (argc > 3) load = atol(argv[3]);
+  if (load < 1 || load > 10000) load = 25;
+  long iterations = (long)(200 * scale);
+  if (iterations < 1) iterations = 1;
+  uint64_t rng = 0x7feb352d;
   double t0 = bench_now();
-  uint64_t sum = bench_threads(nthreads, run);
-  for (unsigned i = 0; i < SLOTS; i++) stress_free(atomic_exchange(&slots[i], NULL));
-  bench_report("stress", sum + (atomic_load(&damaged) << 40), bench_now() - t0);
+  for (long it = 0; it < iterations; it++) {
+    bench_threads(nthreads, worker);
+    for (int i = 0; i < SLOTS; i++) /* half survive into the next generation of threads */
+      if (percent(&rng, 50) || it + 1 == iterations) stress_drop(atomic_exchange(&slots[i], NULL));
+  }
+  double t = bench_now() - t0;
+  bench_report("stress", atomic_load(&made) + (atomic_load(&damaged) << 40), t);
   return 0;
 }
