@@ -199,7 +199,9 @@ static mt_page *mt_page_find_avail(mt_heap *heap, unsigned cls, int sampled) {
   mt_page *page = heap->avail[sampled][cls].first;
   while (page != NULL) {
     mt_page *next = page->next;
-    mt__page_collect(heap, page);
+    /* Other threads' frees are taken once the page's own list is empty:
+     * then they need no walk (mt__page_collect). */
+    if (page->free == NULL) mt__page_collect(heap, page);
     if (page->free == NULL && page->capacity < page->reserved) mt_page_extend(page);
     if (page->free == NULL) mt_page_to_full(heap, page);
     if (page->free != NULL) {
