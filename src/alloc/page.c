@@ -265,7 +265,7 @@ mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls, int sampled) {
   uint32_t bsize = mt__class_size[cls];
   unsigned slots = mt_class_slots(cls);
   if (mt_load(&mt__os_over_limit)) mt__heap_maintain(heap, true);
-  page = mt__segment_span_alloc(heap, slots);
+  page = mt__segment_span_alloc(heap, slots, sampled != 0);
   if (page == NULL) return NULL;
   uint32_t reserved = (uint32_t)(((size_t)slots << MT_SLOT_SHIFT) / bsize);
   mt_page_init(heap, page, cls, bsize, reserved, sampled);
@@ -279,7 +279,7 @@ void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
   mt__heap_collect_remote(heap, MT_CLASS_LARGE);
   size_t total = size + (align > MT_SLOT_SIZE ? align : 0);
   unsigned slots = (unsigned)((total + MT_SLOT_SIZE - 1) >> MT_SLOT_SHIFT);
-  mt_page *page = mt__segment_span_alloc(heap, slots);
+  mt_page *page = mt__segment_span_alloc(heap, slots, false);
   if (page == NULL) {
     errno = ENOMEM;
     return NULL;

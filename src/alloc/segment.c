@@ -200,11 +200,22 @@ static mt_page *mt_segment_take(mt_segment *seg, unsigned first, unsigned slots)
   return page;
 }
 
-static mt_page *mt_segment_try(mt_segment *seg, unsigned slots) {
+/* A run of free slots: dirty ones first (their memory is resident: no page
+ * faults), or with clean set, slots whose memory is not (never touched, or
+ * purged): for a page that will touch little of its span. */
+static mt_page *mt_segment_try(mt_segment *seg, unsigned slots, bool clean) {
   if ((unsigned)__builtin_popcountll(seg->free_mask) < slots) return NULL;
-  int first = mt_find_run(seg->dirty_mask & seg->free_mask, slots);
+  uint64_t dirty = seg->dirty_mask & seg->free_mask;
+  int first = mt_find_run(clean ? seg->free_mask & ~dirty : dirty, slots);
   if (first < 0) first = mt_find_run(seg->free_mask, slots);
   if (first < 0) return NULL;
+  uint64_t bits = mt_span_bits((unsigned)first, slots);
+  if (clean && (dirty & bits)) { /* no clean run: give the span's memory back first */
+    mt__os_purge((uint8_t *)seg + ((size_t)first << MT_SLOT_SHIFT), (size_t)slots << MT_SLOT_SHIFT);
+    mt__os_commit_add(-(int64_t)__builtin_popcountll(bits & seg->commit_mask) * (int64_t)MT_SLOT_SIZE);
+    seg->dirty_mask &= ~bits;
+    seg->commit_mask &= ~bits;
+  }
   return mt_segment_take(seg, (unsigned)first, slots);
 }
 
@@ -234,20 +245,20 @@ int mt__segment_span_extend(mt_segment *seg, mt_page *page, unsigned slots) {
  * without yielding a span (that once ended in a NULL after 64 of them,
  * under thread churn). An empty segment always has room for any span. */
 #define MT_ADOPT_FOR_SPAN 4
-mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots) {
+mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots, bool clean) {
   for (mt_segment *seg = heap->segments; seg != NULL; seg = seg->next) {
-    mt_page *page = mt_segment_try(seg, slots);
+    mt_page *page = mt_segment_try(seg, slots, clean);
     if (page != NULL) return page;
   }
   for (int i = 0; i < MT_ADOPT_FOR_SPAN; i++) {
     mt_segment *seg = mt__segment_adopt(heap);
     if (seg == NULL) break;
-    mt_page *page = mt_segment_try(seg, slots);
+    mt_page *page = mt_segment_try(seg, slots, clean);
     if (page != NULL) return page;
   }
   mt_segment *seg = mt_segment_fresh(heap);
   if (seg == NULL) return NULL;
-  mt_page *page = mt_segment_try(seg, slots);
+  mt_page *page = mt_segment_try(seg, slots, clean);
   mt_assert(page != NULL);
   return page;
 }
