@@ -47,6 +47,7 @@ bench: deps-bench
 	@python3 bench/run.py --build $(BUILD) --rounds $(ROUNDS) --allocs memtally,mt-nocheck --base mt-nocheck \
 	  --markdown $(BUILD)/bench-harden.md
 	@sh bench/fastpath.sh $(BUILD)
+	@sh bench/fastpath.sh $(BUILD) remote
 	@sh bench/instructions.sh $(BUILD) b_mstress 0.25 1
 	@echo "== allocs/op: malloc, a region, obstack, talloc"
 	@$(BUILD)/bench/b_region 1000

@@ -331,8 +331,8 @@ elif CASE == "files":
 elif CASE == "rss":
     # Pages of samples are sparse: a class's page holds the few sampled blocks
     # live at a time. Taking a span whose memory is still resident (a freed
-    # page's) pinned 64 KiB a class: +1.1 MB for this program, +7 MB for the
-    # rptest benchmark. Such spans are now purged first.
+    # page's) pinned 64 KiB a class: +756 KB for this program. They now take
+    # slots whose memory is not resident when the segment has some.
     def rss(env):
         p = run("rss", env, "0.5")
         return int(p.stdout.split("rss ")[1].split()[0])

@@ -202,20 +202,16 @@ static mt_page *mt_segment_take(mt_segment *seg, unsigned first, unsigned slots)
 
 /* A run of free slots: dirty ones first (their memory is resident: no page
  * faults), or with clean set, slots whose memory is not (never touched, or
- * purged): for a page that will touch little of its span. */
+ * purged), for a page that will touch little of its span. Either way any
+ * run will do when the preferred kind has none (purging a dirty run first
+ * would cost a madvise and a TLB shootdown per page of samples: under
+ * thread churn, 1,220 of them in one run of b_stress). */
 static mt_page *mt_segment_try(mt_segment *seg, unsigned slots, bool clean) {
   if ((unsigned)__builtin_popcountll(seg->free_mask) < slots) return NULL;
   uint64_t dirty = seg->dirty_mask & seg->free_mask;
   int first = mt_find_run(clean ? seg->free_mask & ~dirty : dirty, slots);
   if (first < 0) first = mt_find_run(seg->free_mask, slots);
   if (first < 0) return NULL;
-  uint64_t bits = mt_span_bits((unsigned)first, slots);
-  if (clean && (dirty & bits)) { /* no clean run: give the span's memory back first */
-    mt__os_purge((uint8_t *)seg + ((size_t)first << MT_SLOT_SHIFT), (size_t)slots << MT_SLOT_SHIFT);
-    mt__os_commit_add(-(int64_t)__builtin_popcountll(bits & seg->commit_mask) * (int64_t)MT_SLOT_SIZE);
-    seg->dirty_mask &= ~bits;
-    seg->commit_mask &= ~bits;
-  }
   return mt_segment_take(seg, (unsigned)first, slots);
 }
 
