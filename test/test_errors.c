@@ -269,6 +269,8 @@ int main(int argc, char **argv) {
   expect_abort(self, "poison-local", "(size class 2, 48-byte blocks)");
   expect_abort(self, "unmarked-local", "corrupted free list: a block on it is not marked free");
   expect_abort(self, "unmarked-remote", "corrupted free list: a block on it is not marked free");
+  expect_abort_env(self, "unmarked-local", "corrupted free list: a block on it is not marked free",
+                   "MEMTALLY_PROF_RATE=1"); /* on a page of samples */
   expect_abort(self, "double-free-aba", "double free at 0x");
   expect_abort(self, "double-free-aba-medium", "double free at 0x");
   expect_abort_env(self, "double-free-aba", "double free at 0x", "MEMTALLY_PROF_RATE=1"); /* sampled blocks */

@@ -79,9 +79,7 @@ MT_INLINE void *mt_page_pop(mt_heap *heap, mt_page *page, mt_block *b, size_t si
  * when it became the head. Reached by tail calls only (see mt__countdown_hit). */
 static MT_NOINLINE void *mt_pop_odd_link(mt_heap *heap, mt_page *page, mt_block *b, size_t size) {
   if (b->freed != mt__free_key) {
-    page->free = NULL;
-    mt__report("corrupted free list: a block on it is not marked free (freed twice at once, or written after free)",
-               b, mt_page_report_cls(page));
+    mt__unmarked_head(page, b);
     return mt_malloc_generic(heap, size);
   }
   page->free = mt__link_bad(page, b, b->link ^ page->key);
@@ -572,6 +570,12 @@ void *mt_pvalloc(size_t size) {
 /* ---- misuse reports ---- */
 
 uintptr_t mt__free_key;
+
+void mt__unmarked_head(mt_page *page, const mt_block *b) {
+  page->free = NULL;
+  mt__report("corrupted free list: a block on it is not marked free (freed twice at once, or written after free)", b,
+             mt_page_report_cls(page));
+}
 
 mt_block *mt__link_bad(const mt_page *page, const mt_block *b, uintptr_t next) {
   if (next == 0) return NULL;

@@ -212,11 +212,19 @@ MT_INLINE mt_block *mt_link_next(const mt_page *page, const mt_block *b) {
 }
 
 /* Take b, the head of page's list, outside malloc's own pop (which leaves
- * by tail calls): its successor becomes the head, its free mark is cleared. */
-MT_INLINE void mt_page_take_head(mt_page *page, mt_block *b) {
+ * by tail calls): its successor becomes the head, its free mark is cleared.
+ * A head without the free mark (see mt_pop_odd_link) is reported and the
+ * list dropped: -1, nothing taken. */
+MT_HIDDEN void mt__unmarked_head(mt_page *page, const mt_block *b) MT_COLD;
+MT_INLINE int mt_page_take_head(mt_page *page, mt_block *b) {
+  if (MT_HARDEN && mt_unlikely(b->freed != mt__free_key)) {
+    mt__unmarked_head(page, b);
+    return -1;
+  }
   page->free = mt_link_next(page, b);
   b->freed = 0;
   page->used++;
+  return 0;
 }
 
 /* ---- size classes (sizeclass in alloc.c) ---- */

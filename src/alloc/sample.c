@@ -48,7 +48,7 @@ static void *mt_sampled_block(mt_heap *heap, unsigned cls, size_t size) {
   if (page->free == NULL) page = mt__page_alloc_slow(heap, cls, 1);
   if (page == NULL) return NULL;
   mt_block *b = page->free;
-  mt_page_take_head(page, b);
+  if (mt_page_take_head(page, b) != 0) return NULL;
   (void)size;
   mt_track_malloc(b, size, page->block_size);
   return b;
@@ -85,7 +85,7 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
       if (s != NULL) {
         block = s;
       } else {
-        mt_page_take_head(page, b);
+        (void)mt_page_take_head(page, b); /* marked just above */
         mt_track_malloc(b, size, page->block_size);
       }
       page = s != NULL ? NULL : page;
