@@ -1,6 +1,7 @@
 #!/bin/sh
 # instructions.sh -- total instructions of one benchmark under memtally and mimalloc (callgrind)
 # usage: instructions.sh BUILD_DIR PROGRAM ARGS...   e.g. instructions.sh build b_mstress 0.25 1
+#   LIB=path/to/libmemtally.so counts another build of memtally (an earlier commit's) instead
 set -e
 build=$1
 shift
@@ -14,6 +15,6 @@ total() { # LD_PRELOAD value, then the program's arguments -> instructions of th
   callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
   rm -f "$out"
 }
-lib=$PWD/$build/libmemtally.so
+lib=${LIB:-$PWD/$build/libmemtally.so}
 mi=$(ls /usr/lib/x86_64-linux-gnu/libmimalloc.so.2* | head -1)
 echo "instructions of $(basename "$prog") $* (callgrind): memtally $(total "$lib" "$@"), mimalloc $(total "$mi" "$@")"

@@ -92,15 +92,14 @@ int main(int argc, char **argv) {
   size_t rss = rss_bytes();
   /* Freed spans stay resident for the purge delay (100 ms by default), so
    * how much of them is still resident here depends on how fast the waves
-   * ran (under a loaded machine, 184-253 MiB for 129 MiB live in the large
-   * mix). What must hold at any speed: within twice the live bytes before
-   * the delays expire, and once they have (mt_collect), within what glibc
-   * needs plus a quarter. The keep array is live too. */
+   * ran: 168-380 MiB for 129 MiB live in the large mix, the more the more
+   * loaded the machine (printed, not checked). What must hold at any speed:
+   * once the delays have expired (mt_collect), within what glibc needs plus
+   * a quarter. The keep array is live too. */
   size_t live = live_bytes + (size_t)waves * 4 * PER_MAX * sizeof(void *);
   mt_collect();
   size_t rss_collected = rss_bytes();
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__) /* their shadow memory is in RSS too */
-  CHECKF(rss - rss0 < 2 * live + (16u << 20), "RSS grew %zu MiB for %zu MiB live", (rss - rss0) >> 20, live >> 20);
   CHECKF(rss_collected - rss0 < live + live / 2 + (16u << 20), "RSS grew %zu MiB for %zu MiB live after mt_collect",
          (rss_collected - rss0) >> 20, live >> 20);
 #endif
