@@ -2,6 +2,7 @@
 # fastpath.sh -- instructions per malloc(32)+free pair, counted by callgrind, memtally vs mimalloc
 # usage: fastpath.sh BUILD_DIR [remote]
 #   remote: the block is freed by another thread (fastpath.c, produce/consume)
+#   LIB=path/to/libmemtally.so counts another build of memtally (an earlier commit's) instead
 set -e
 build=${1:-build}
 mode=${2:-}
@@ -16,7 +17,7 @@ count() { # LD_PRELOAD value -> instructions per pair inside churn, or produce a
   # churn: 1000 warm-up pairs and 1000000 measured ones; remote: 1001 rounds of 1000 blocks
   echo "$total" | awk '{printf "%.1f", $1 / 1001000}'
 }
-mt=$(count "$PWD/$build/libmemtally.so")
+mt=$(count "${LIB:-$PWD/$build/libmemtally.so}")
 nc=""
 [ -f "$build/nocheck/libmemtally.so" ] && nc=", memtally without its hardening $(count "$PWD/$build/nocheck/libmemtally.so")"
 mi=$(count "$(ls /usr/lib/x86_64-linux-gnu/libmimalloc.so.2* | head -1)")

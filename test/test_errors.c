@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +26,22 @@ static void *alloc_two(void *arg) {
   pair[0] = malloc(48);
   pair[1] = malloc(48);
   return NULL;
+}
+
+static void *still_out[4]; /* blocks kept out in the unmarked-remote case */
+
+/* double-free-race: two threads free the same block at the same moment */
+static pthread_barrier_t race_start;
+static void *_Atomic race_block;
+static void *race_free(void *arg) {
+  (void)arg;
+  pthread_barrier_wait(&race_start);
+  free(atomic_load(&race_block));
+  return NULL;
+}
+static int ptr_cmp(const void *x, const void *y) {
+  uintptr_t a = *(const uintptr_t *)x, b = *(const uintptr_t *)y;
+  return a < b ? -1 : a > b;
 }
 
 static int child(const char *mode) {
@@ -84,14 +101,34 @@ static int child(const char *mode) {
         return 1;
       }
     }
+  } else if (strcmp(mode, "double-free-race") == 0) {
+    /* Both frees may pass the free-mark test before either sets it, and push
+     * the block twice onto the owner's remote list: it must still never be
+     * handed out twice. */
+    pthread_barrier_init(&race_start, NULL, 2);
+    for (int i = 0; i < 4; i++) still_out[i] = malloc(48);
+    for (int round = 0; round < 400; round++) {
+      atomic_store(&race_block, malloc(48));
+      pthread_t t[2];
+      for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, race_free, NULL);
+      for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+      void *got[200];
+      for (int i = 0; i < 200; i++) got[i] = malloc(48);
+      qsort(got, 200, sizeof got[0], ptr_cmp);
+      for (int i = 1; i < 200; i++)
+        if (got[i] == got[i - 1]) {
+          puts("DUPLICATE BLOCK");
+          return 1;
+        }
+      for (int i = 0; i < 200; i++) free(got[i]);
+    }
   } else if (strncmp(mode, "unmarked-", 9) == 0) { /* a write after free over a freed block's second word */
-    char *a = malloc(48), *keep48[4];
+    char *a = malloc(48);
     if (strcmp(mode, "unmarked-remote") == 0) { /* on the list of blocks other threads freed */
-      for (int i = 0; i < 4; i++) keep48[i] = malloc(48);
+      for (int i = 0; i < 4; i++) still_out[i] = malloc(48); /* the page stays in use, not retired under a */
       pthread_t t;
       pthread_create(&t, NULL, free_in_thread, a);
       pthread_join(t, NULL);
-      (void)keep48;
     } else {
       free(a);
     }
@@ -209,7 +246,15 @@ static result_t run(const char *self, const char *mode, const char *env1, const 
   close(fds[1]);
   size_t n = 0;
   ssize_t got;
-  while ((got = read(fds[0], r.out + n, sizeof r.out - 1 - n)) > 0) n += (size_t)got;
+  for (;;) { /* read it all (a child that outgrows the buffer must not die of SIGPIPE); keep the end */
+    if (n == sizeof r.out - 1) {
+      memmove(r.out, r.out + n / 2, n - n / 2);
+      n -= n / 2;
+    }
+    if ((got = read(fds[0], r.out + n, sizeof r.out - 1 - n)) <= 0) break;
+    n += (size_t)got;
+  }
+  r.out[n] = '\0';
   close(fds[0]);
   waitpid(pid, &r.status, 0);
   return r;
@@ -291,6 +336,7 @@ int main(int argc, char **argv) {
   result_t rf = run(self, "foreign", NULL, NULL);
   CHECKF(strstr(rf.out, "(huge block)") == NULL, "a stack address is no huge block: %s", rf.out);
   static const char *const carry[] = {"poison-local", "poison-wild", "poison-remote", "poison-overflow", "unmarked-local", "unmarked-remote",
+                                      "double-free-race",
                                       "double-free-aba", "double-free-exited", "double-free-remote-then-owner",
                                       "interior-small", "interior-large-4096", "interior-aligned-large", "realloc-freed",
                                       "region-double-delete", "region-child-of-deleted", "free-region-memory"};

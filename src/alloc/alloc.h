@@ -66,6 +66,9 @@
 #define MT_XFREE_COUNT_SHIFT 48
 #define MT_XFREE_ONE ((uintptr_t)1 << MT_XFREE_COUNT_SHIFT)
 #define MT_XFREE_MAX_BLOCKS 4096
+/* the most blocks a page holds: 16-byte blocks in one 64 KiB slot (every
+ * larger class gets at most eight blocks more than fit one slot) */
+_Static_assert(MT_SLOT_SIZE / 16 <= MT_XFREE_MAX_BLOCKS, "a remote list's count fits its 16 bits");
 
 /* A free block. Its link is stored encoded (mt_link_*): a write into a freed
  * block cannot make malloc return a chosen address, and every decoded link
