@@ -10,11 +10,15 @@
 #include <errno.h>
 #include <stddef.h>
 
-#include "common.h"
+#include "base/common.h"
+#include "init.h"
 #include "memtally.h"
 #include "os/os.h"
 
 #define MT_EXPORT __attribute__((visibility("default")))
+
+/* init.o holds the constructor: linked wherever malloc is (see init.h). */
+__attribute__((used)) static void (*const mt_keep_init)(void) = mt__init_linked;
 
 MT_EXPORT void *malloc(size_t n) { return mt_malloc(n); }
 MT_EXPORT void free(void *p) { mt_free(p); }
@@ -58,7 +62,8 @@ static MT_NOINLINE void *mt_new_fail(size_t n, size_t align, int nothrow) {
   }
   if (nothrow) return NULL;
   if (_ZSt17__throw_bad_allocv) _ZSt17__throw_bad_allocv();
-  mt__os_write_err("memtally: error: operator new failed and no C++ runtime to throw bad_alloc\n", 71);
+  static const char msg[] = "memtally: error: operator new failed and no C++ runtime to throw bad_alloc\n";
+  mt__os_write_err(msg, sizeof msg - 1);
   mt__os_abort();
 }
 

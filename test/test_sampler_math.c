@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "../src/prof/prof.h"
+#include "../src/sample/sample.h"
 #include "check.h"
 
 static double rel(double got, double want) { return fabs(got - want) / (fabs(want) > 0 ? fabs(want) : 1); }

@@ -17,11 +17,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../diag.h"
-#include "../options.h"
-#include "../prof/prof.h"
+#include "../base/diag.h"
+#include "../options/options.h"
+#include "../sample/sample.h"
 #include "../os/os.h"
-#include "../track.h"
+#include "../base/track.h"
 #include "memtally.h"
 
 /* 16..128 in steps of 16, then four classes per doubling up to 128 KiB. */

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common.h"
+#include "../base/common.h"
 
 #define MT_SEG_SHIFT 22
 #define MT_SEG_SIZE ((size_t)1 << MT_SEG_SHIFT) /* 4 MiB */
@@ -322,23 +322,26 @@ MT_HIDDEN void mt__report(const char *what, const void *p, int cls) MT_COLD;
 /* The class a report names for a block of page: its size class, or large. */
 MT_INLINE int mt_page_report_cls(const mt_page *page) { return page->cls < MT_NCLASSES ? page->cls : MT_CLASS_LARGE; }
 
-/* ---- the countdown hook (sample.c) ---- */
+/* ---- the countdown hook (countdown.c) ---- */
 /* The countdown crossed zero after block was popped from page (NULL page for
  * large and huge blocks, already accounted). Returns the block to hand out:
  * a sampled allocation is moved to a page of sampled blocks. */
 MT_HIDDEN void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size);
 MT_HIDDEN void mt__countdown_reset(mt_heap *heap);
+/* Called from the bookkeeping every MT_COUNTDOWN_BYTES a thread allocates,
+ * with the bytes in use (set by a layer above: the profile layer's timers
+ * and peak profile). NULL: none. It must not write files itself. */
+typedef void mt_tick_fn(uint64_t in_use);
+MT_HIDDEN void mt__alloc_set_tick(mt_tick_fn *fn);
+/* malloc whose sample, if it is one, carries label (a region's name). */
+MT_HIDDEN void *mt__malloc_labelled(size_t size, const char *label);
 
 /* ---- stats (stats.c) ---- */
 MT_HIDDEN uint64_t mt__stats_in_use(void);
 MT_HIDDEN uint64_t mt__stats_note_peak(void); /* returns bytes in use */
-MT_HIDDEN void mt__stats_at_exit(void);
-MT_HIDDEN void mt__stats_dump_at_exit(void);
-/* The child after fork: the region registry's lock usable, the registry sound. */
-MT_HIDDEN void mt__region_after_fork(void);
-MT_HIDDEN void mt__regions_each(void (*fn)(const char *name, uint64_t held, uint64_t requested, uint64_t chunks,
-                                           void *arg),
-                                void *arg);
+
+/* ---- process start and fork (heap.c), called from init.c ---- */
+MT_HIDDEN void mt__alloc_after_fork_child(void);
 
 #define MT_COUNTDOWN_BYTES ((int64_t)4 << 20) /* bytes a thread allocates between bookkeeping */
 

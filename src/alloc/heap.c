@@ -1,4 +1,4 @@
-/* heap.c -- process start-up, thread heaps, thread exit, fork
+/* heap.c -- set-up of the layers below, thread heaps, thread exit, the allocator after fork
  *
  * Heaps live in memory memtally maps for itself, never in the public heap.
  * They are never unmapped: a heap whose thread exited goes on a free list
@@ -9,9 +9,9 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "../options.h"
+#include "../options/options.h"
 #include "../os/os.h"
-#include "../prof/prof.h"
+#include "../sample/sample.h"
 #include "alloc.h"
 #include "memtally.h"
 
@@ -43,6 +43,7 @@ void mt__init(void) {
     while (key == 0) key = (uintptr_t)mt__os_random();
     mt__free_key = key;
     mt__options_init();
+    mt__os_set_commit_limit(mt__opt[MT_OPT_MEMLIMIT] > 0 ? (uint64_t)mt__opt[MT_OPT_MEMLIMIT] : 0);
     mt__prof_init();
     pthread_key_create(&mt_heap_key, mt_heap_done);
     atomic_store_explicit(&mt_init_state, 2, memory_order_release);
@@ -51,6 +52,7 @@ void mt__init(void) {
     }
   }
   mt__options_init(); /* in case the environment was not there yet */
+  mt__os_set_commit_limit(mt__opt[MT_OPT_MEMLIMIT] > 0 ? (uint64_t)mt__opt[MT_OPT_MEMLIMIT] : 0);
 }
 
 /* Internal memory for heap structs, taken from the OS in 64 KiB chunks. */
@@ -177,27 +179,20 @@ static void mt_heaps_after_fork(void) {
 /* In the child only the forking thread lives on. Other threads' heaps may
  * have been mid-update, so they are left untouched (their blocks stay
  * valid; frees into them go to the pages' remote lists). Nothing here
- * allocates from the public heap. */
-static void mt_fork_child(void) {
+ * allocates from the public heap. Called from init.c's fork handler. */
+void mt__alloc_after_fork_child(void) {
   mt__huge_after_fork();
   mt__segment_after_fork();
   mt_heaps_after_fork();
-  mt__region_after_fork();
-  mt__prof_after_fork_child(); /* the child's profile starts empty */
   mt_heap *self = mt__tls_heap;
   if (self != &mt__heap_empty) self->tid = mt__os_thread_id();
 }
 
-__attribute__((constructor(101))) static void mt_process_start(void) {
-  mt__init();
-  pthread_atfork(NULL, NULL, mt_fork_child);
-  mt__prof_start();
-  /* a heap made before sampling started: its countdown now counts to the next sample too */
-  if (mt__tls_heap != &mt__heap_empty) mt__countdown_reset(mt__tls_heap);
-}
-
-__attribute__((destructor(101))) static void mt_process_end(void) {
-  mt__prof_at_exit();
-  mt__stats_dump_at_exit();
-  mt__stats_at_exit();
+void *mt__malloc_labelled(size_t size, const char *label) {
+  mt_heap *heap = mt__tls_heap;
+  if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
+  if (heap != NULL) heap->prof_label = label;
+  void *p = mt_malloc(size);
+  if (heap != NULL) heap->prof_label = NULL;
+  return p;
 }

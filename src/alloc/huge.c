@@ -12,10 +12,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "../options.h"
-#include "../prof/prof.h"
+#include "../options/options.h"
+#include "../sample/sample.h"
 #include "../os/os.h"
-#include "../track.h"
+#include "../base/track.h"
 #include "alloc.h"
 #include "memtally.h"
 

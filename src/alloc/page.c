@@ -10,7 +10,7 @@
 #include <errno.h>
 
 #include "../os/os.h"
-#include "../track.h"
+#include "../base/track.h"
 
 mt_page mt__page_empty; /* free == NULL: every pop from it takes the slow path */
 

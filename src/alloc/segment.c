@@ -10,7 +10,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "../options.h"
+#include "../options/options.h"
 #include "../os/os.h"
 #include "alloc.h"
 

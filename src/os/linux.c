@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include "os.h"
 
-#include "../options.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -102,11 +101,15 @@ int mt__os_grow_in_place(void *p, size_t old_size, size_t new_size) {
   return 0;
 }
 
+static _Atomic uint64_t mt_commit_limit;
+
+void mt__os_set_commit_limit(uint64_t bytes) { mt_store(&mt_commit_limit, bytes); }
+
 void mt__os_commit_add(int64_t delta) {
   uint64_t now = atomic_fetch_add_explicit(&mt__os.committed, (uint64_t)delta, memory_order_relaxed) + (uint64_t)delta;
-  long long limit = mt__opt[MT_OPT_MEMLIMIT];
+  uint64_t limit = mt_load(&mt_commit_limit);
   if (limit > 0) {
-    int over = now > (uint64_t)limit;
+    int over = now > limit;
     if (over != atomic_load_explicit(&mt__os_over_limit, memory_order_relaxed))
       atomic_store_explicit(&mt__os_over_limit, over, memory_order_relaxed);
   }
@@ -206,6 +209,36 @@ void mt__os_on_sigusr2(void (*fn)(int)) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGUSR2, &sa, NULL);
 }
+
+void mt__os_at_fork_child(void (*fn)(void)) { pthread_atfork(NULL, NULL, fn); }
+
+static void (*mt_fault_fn)(uintptr_t);
+static struct sigaction mt_prev_segv;
+
+static void mt_on_segv(int sig, siginfo_t *si, void *uc) {
+  (void)sig;
+  (void)uc;
+  if (mt_fault_fn != NULL) mt_fault_fn((uintptr_t)si->si_addr);
+  /* let the fault happen again with the handler that was there before */
+  sigaction(SIGSEGV, &mt_prev_segv, NULL);
+}
+
+int mt__os_on_fault(void (*fn)(uintptr_t addr)) {
+  mt_fault_fn = fn;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = mt_on_segv;
+  sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(SIGSEGV, &sa, &mt_prev_segv);
+}
+
+void *mt__os_map_plain(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void mt__os_protect_none(void *p, size_t size) { mprotect(p, size, PROT_NONE); }
 
 int mt__os_thread_start(void *(*fn)(void *), void *arg) {
   pthread_t t;

@@ -1,11 +1,15 @@
-/* os.h -- the contract between memtally and the kernel: mappings, purging, time, output */
+/* os.h -- the contract between memtally and the platform: mappings, purging,
+ * time, threads, signals, files, loaded objects (linux.c, objects.c)
+ *
+ * Every system call memtally makes goes through this header, so a port to
+ * another system replaces these two files. */
 #ifndef MT_OS_H
 #define MT_OS_H
 
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "../common.h"
+#include "../base/common.h"
 
 /* Counters kept by the OS layer (shared atomics: only touched on slow paths). */
 typedef struct mt_os_counters {
@@ -68,5 +72,44 @@ MT_HIDDEN void mt__os_abort(void) __attribute__((noreturn));
  * or by this one in a signal handler), so what it guards may be half
  * updated; 0 if it was free. */
 MT_HIDDEN int mt__os_mutex_reclaim(pthread_mutex_t *m);
+/* Register a handler run in the child after fork (no prepare, no parent). */
+MT_HIDDEN void mt__os_at_fork_child(void (*fn)(void));
+/* MEMTALLY_MEMLIMIT in bytes (0: none): past it mt__os_over_limit is set. */
+MT_HIDDEN void mt__os_set_commit_limit(uint64_t bytes);
+
+/* ---- faults and protection (regions' debug mode) ---- */
+/* Call fn with the faulting address on the next SIGSEGV, then restore the
+ * handler that was there before (the fault then happens again under it).
+ * fn must be async-signal-safe. 0 or -1. */
+MT_HIDDEN int mt__os_on_fault(void (*fn)(uintptr_t addr));
+/* Map size bytes (a multiple of the page size) read-write, uncounted. */
+MT_HIDDEN void *mt__os_map_plain(size_t size);
+/* Make the pages inaccessible: any access faults. */
+MT_HIDDEN void mt__os_protect_none(void *p, size_t size);
+
+/* ---- code in memory (objects.c) ---- */
+typedef struct mt_os_object {
+  char path[512];                /* absolute; the program's own from /proc/self/exe */
+  uintptr_t bias;                /* run-time address - link-time address */
+  uintptr_t lo, hi;              /* executable range at run time */
+  uint8_t build_id[64];          /* GNU build ID from the PT_NOTE segment */
+  size_t build_id_len;
+  int is_main;                   /* the program itself */
+} mt_os_object;
+/* Call fn for each loaded object with executable code, in the loader's
+ * order (the program first); fn returns non-zero to stop. */
+MT_HIDDEN void mt__os_objects(int (*fn)(const mt_os_object *o, void *arg), void *arg);
+/* The object whose executable range holds code: 0, or -1 when none does. */
+MT_HIDDEN int mt__os_object_of(const void *code, mt_os_object *out);
+typedef struct mt_os_mapping {
+  uintptr_t start, limit, offset;
+  char path[512];
+} mt_os_mapping;
+/* The executable file mappings of the process (/proc/self/maps), at most max. */
+MT_HIDDEN size_t mt__os_code_mappings(mt_os_mapping *out, size_t max);
+/* A regular file of at least min_size bytes mapped read-only, its size in
+ * *size; NULL when it cannot be opened or is too small. */
+MT_HIDDEN const void *mt__os_map_file(const char *path, size_t min_size, size_t *size);
+MT_HIDDEN void mt__os_unmap_file(const void *p, size_t size);
 
 #endif

@@ -16,16 +16,15 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../alloc/alloc.h"
-#include "../diag.h"
-#include "../options.h"
+#include "../base/diag.h"
+#include "../options/options.h"
 #include "../os/os.h"
+#include "region.h"
 #include "memtally.h"
 
 #define MT_CHUNK_MIN (8 * 1024)
@@ -132,11 +131,9 @@ typedef struct mt_released {
 #define MT_RELEASED_MAX 65536
 static mt_released *mt_released_tab;
 static _Atomic size_t mt_released_n;
-static struct sigaction mt_prev_segv;
 static _Atomic int mt_handler_on;
 
-static void mt_on_segv(int sig, siginfo_t *si, void *uc) {
-  uintptr_t a = (uintptr_t)si->si_addr;
+static void mt_on_fault(uintptr_t a) {
   size_t n = atomic_load(&mt_released_n);
   for (size_t i = 0; i < n && mt_released_tab; i++) {
     if (a >= mt_released_tab[i].lo && a < mt_released_tab[i].hi) {
@@ -151,22 +148,13 @@ static void mt_on_segv(int sig, siginfo_t *si, void *uc) {
       break;
     }
   }
-  /* let the fault happen again with the handler that was there before */
-  sigaction(SIGSEGV, &mt_prev_segv, NULL);
-  (void)sig;
-  (void)uc;
 }
 
 static void mt_debug_install(void) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&mt_handler_on, &expected, 1)) return;
   mt_released_tab = mt__os_reserve(sizeof(mt_released) * MT_RELEASED_MAX);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = mt_on_segv;
-  sa.sa_flags = SA_SIGINFO | SA_NODEFER;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGSEGV, &sa, &mt_prev_segv);
+  mt__os_on_fault(mt_on_fault);
 }
 
 static void mt_report_overflow(const mt_region *r, const mt_dblock *b) {
@@ -200,18 +188,14 @@ static mt_chunk *mt_chunk_get(mt_region *r, size_t size) {
   size_t held;
   if (r->debug) {
     size = mt_align_up(size, mt__os_page_size());
-    c = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (c == MAP_FAILED) return NULL;
+    c = mt__os_map_plain(size);
+    if (c == NULL) return NULL;
     held = size;
   } else if (r->has_backing) {
     c = r->backing.alloc(size, r->backing.ctx);
     held = size;
   } else {
-    mt_heap *heap = mt__tls_heap;
-    if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
-    if (heap != NULL) heap->prof_label = r->name; /* a sample taken here is labelled with the region */
-    c = mt_malloc(size);
-    if (heap != NULL) heap->prof_label = NULL;
+    c = mt__malloc_labelled(size, r->name); /* a sample taken here is labelled with the region */
     held = c ? mt_usable_size(c) : 0;
   }
   if (c == NULL) return NULL;
@@ -241,7 +225,7 @@ static void mt_chunk_put(mt_region *r, mt_chunk *c) {
       atomic_store(&mt_released_n, i + 1);
     }
     memset(c, MT_POISON_BYTE, size);
-    mprotect(c, size, PROT_NONE); /* never reused: a later access faults */
+    mt__os_protect_none(c, size); /* never reused: a later access faults */
   } else if (r->has_backing) {
     r->backing.free(c, size, r->backing.ctx);
   } else {

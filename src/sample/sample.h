@@ -1,20 +1,22 @@
-/* prof.h -- the sampling heap profiler: sampling hook, stack table, profiles
+/* sample.h -- the recorder: sampling intervals, stack capture, stack table, live samples
  *
- * The allocation path pays one per-thread byte countdown (heap->countdown).
- * When it crosses zero the allocation is sampled: its raw program counters
- * go into a stack table kept outside the public heap, the block is served
- * from a page reserved for sampled blocks (so free() finds sampled blocks by
- * the page tag alone and unsampled frees never look anything up), and the
- * next countdown is drawn from an exponential distribution. Symbolizing and
- * encoding happen only when a profile is written. */
-#ifndef MT_PROF_H
-#define MT_PROF_H
+ * The allocation path pays one per-thread byte countdown (heap->countdown,
+ * alloc/countdown.c). When it crosses zero the allocation is sampled: its
+ * raw program counters go into a stack table kept outside the public heap
+ * (this layer), the block is served from a page reserved for sampled blocks
+ * (so free() finds sampled blocks by the page tag alone and unsampled frees
+ * never look anything up), and the next countdown is drawn from an
+ * exponential distribution. The recorder knows no heap: it sits below the
+ * allocator. Symbolizing, encoding and writing are the profile layer's
+ * (profile/profile.h), which reads the table through snapshots. */
+#ifndef MT_SAMPLE_H
+#define MT_SAMPLE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common.h"
+#include "../base/common.h"
 
 #define MT_PROF_MAX_FRAMES 64
 
@@ -54,9 +56,6 @@ MT_HIDDEN extern double mt__prof_rate;         /* MEMTALLY_PROF_RATE as a double
  * allocates before the unwinder can run) are never sampled. */
 MT_HIDDEN void mt__prof_init(void);
 MT_HIDDEN void mt__prof_enable(void);
-/* From the library constructor: sampling starts; the SIGUSR2 handler and
- * the helper thread, when MEMTALLY_PROF_OUT is set. */
-MT_HIDDEN void mt__prof_start(void);
 /* Bytes until the next sample, drawn from an exponential distribution. */
 MT_HIDDEN int64_t mt__prof_next_interval(uint64_t *rng);
 /* The sampler's arithmetic, without libm: ln(x) for x in (0, 1], and
@@ -129,12 +128,5 @@ MT_HIDDEN int mt__prof_snapshot(mt_prof_snapshot *snap, bool window);
 MT_HIDDEN void mt__prof_snapshot_free(mt_prof_snapshot *snap);
 /* Forget everything (the child after fork). */
 MT_HIDDEN void mt__prof_reset(void);
-/* Write a profile to path (temporary file, then rename). 0 or -1. */
-MT_HIDDEN int mt__prof_write(const char *path, bool window, const char *kind);
-/* Housekeeping from the bookkeeping hook: interval and peak profiles,
- * requests from SIGUSR2. in_use: bytes in use now. */
-MT_HIDDEN void mt__prof_tick(uint64_t in_use);
-MT_HIDDEN void mt__prof_at_exit(void);
-MT_HIDDEN void mt__prof_after_fork_child(void);
 
 #endif

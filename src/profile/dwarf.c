@@ -12,7 +12,7 @@
 #include <link.h>
 #include <string.h>
 
-#include "../diag.h"
+#include "../base/diag.h"
 
 typedef struct mt_rd {
   const uint8_t *p, *end;

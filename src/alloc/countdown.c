@@ -1,4 +1,4 @@
-/* sample.c -- the countdown hook: bookkeeping every MiB and the profiler's samples
+/* countdown.c -- the countdown hook: bookkeeping every 4 MiB and the recorder's samples
  *
  * heap->countdown is the only thing the allocation fast path checks. It is
  * set to the nearer of two distances: bytes until the next bookkeeping
@@ -7,10 +7,10 @@
  * block is handed back to its page and replaced by a block of the same class
  * from a page that holds only samples, so free() recognises samples by their
  * page's tag and unsampled frees never look anything up. */
-#include "../options.h"
+#include "../options/options.h"
 #include "../os/os.h"
-#include "../prof/prof.h"
-#include "../track.h"
+#include "../sample/sample.h"
+#include "../base/track.h"
 #include "alloc.h"
 
 static void mt_countdown_arm(mt_heap *heap) {
@@ -28,6 +28,10 @@ void mt__countdown_reset(mt_heap *heap) {
   mt_countdown_arm(heap);
 }
 
+static mt_tick_fn *_Atomic mt_tick;
+
+void mt__alloc_set_tick(mt_tick_fn *fn) { atomic_store_explicit(&mt_tick, fn, memory_order_release); }
+
 static void mt_bookkeeping(mt_heap *heap) {
   uint64_t in_use = mt__stats_note_peak();
   uint64_t now = mt__os_now_ms();
@@ -35,9 +39,10 @@ static void mt_bookkeeping(mt_heap *heap) {
   uint64_t every = delay > 2 ? (uint64_t)delay / 2 : 1;
   if (mt_load(&mt__os_over_limit)) mt__heap_maintain(heap, true); /* over the soft limit: purge all */
   else if (now - heap->last_maintenance_ms >= every) mt__heap_maintain(heap, false);
-  if (mt_load(&mt__prof_on) && mt__opt_str[MT_OPT_PROF_OUT] != NULL) {
-    heap->in_prof = 1;
-    mt__prof_tick(in_use);
+  mt_tick_fn *tick = atomic_load_explicit(&mt_tick, memory_order_acquire);
+  if (tick != NULL) {
+    heap->in_prof = 1; /* nothing the hook allocates is sampled */
+    tick(in_use);
     heap->in_prof = 0;
   }
 }

@@ -1,66 +1,32 @@
 /* symbolize.c -- loaded objects, their GNU build IDs and ELF symbol tables
  *
- * Objects come from dl_iterate_phdr (with their load bias, so one rule maps
- * run-time addresses to link-time ones for PIE programs and shared
- * libraries alike); build IDs are read from their PT_NOTE segments in
- * memory. Symbols are read from the files themselves: .symtab when the file
+ * Objects come from the os layer (mt__os_objects: with their load bias, so
+ * one rule maps run-time addresses to link-time ones for PIE programs and
+ * shared libraries alike, and their build IDs). Symbols are read from the files themselves: .symtab when the file
  * has one, else .dynsym (stripped libraries keep their exported functions).
  * All memory here is mapped for the purpose, none comes from the heap. */
 #define _GNU_SOURCE
 #include "symbolize.h"
 
 #include <elf.h>
-#include <fcntl.h>
-#include <link.h>
+#include <link.h> /* ElfW */
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "../diag.h"
+#include "../base/diag.h"
 #include "../os/os.h"
 
-static int mt_collect_object(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size;
+static int mt_collect_object(const mt_os_object *src, void *arg) {
   mt_objects *objs = arg;
   if ((objs->n + 1) * sizeof(mt_object) > objs->bytes) return 1; /* table full: stop */
   mt_object *o = &objs->v[objs->n];
   memset(o, 0, sizeof *o);
-  const char *name = info->dlpi_name;
-  if (name == NULL || name[0] == 0) {
-    if (objs->n != 0) return 0; /* vdso and other nameless objects */
-    ssize_t k = readlink("/proc/self/exe", o->path, sizeof o->path - 1);
-    if (k <= 0) return 0;
-    o->path[k] = 0;
-  } else {
-    if (name[0] != '/') return 0; /* linux-vdso.so.1 and the like */
-    strncpy(o->path, name, sizeof o->path - 1);
-  }
-  o->bias = info->dlpi_addr;
-  o->lo = UINTPTR_MAX;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-      uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-      if (lo < o->lo) o->lo = lo;
-      if (hi > o->hi) o->hi = hi;
-    } else if (ph->p_type == PT_NOTE && o->build_id_len == 0) {
-      const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
-      while (p + sizeof(ElfW(Nhdr)) <= end) {
-        const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
-        const uint8_t *nm = p + sizeof *nh, *desc = nm + ((nh->n_namesz + 3) & ~3u);
-        if (desc + nh->n_descsz > end) break;
-        if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(nm, "GNU", 4) == 0 &&
-            nh->n_descsz <= sizeof o->build_id) {
-          memcpy(o->build_id, desc, nh->n_descsz);
-          o->build_id_len = nh->n_descsz;
-          break;
-        }
-        p = desc + ((nh->n_descsz + 3) & ~3u);
-      }
-    }
-  }
-  if (o->hi == 0) return 0;
+  if (src->path[0] == 0) return 0;
+  memcpy(o->path, src->path, sizeof o->path);
+  o->bias = src->bias;
+  o->lo = src->lo;
+  o->hi = src->hi;
+  memcpy(o->build_id, src->build_id, sizeof o->build_id);
+  o->build_id_len = src->build_id_len;
   objs->n++;
   return 0;
 }
@@ -70,14 +36,14 @@ int mt__objects_load(mt_objects *objs) {
   objs->v = mt__os_reserve(objs->bytes);
   objs->n = 0;
   if (objs->v == NULL) return -1;
-  dl_iterate_phdr(mt_collect_object, objs);
+  mt__os_objects(mt_collect_object, objs);
   return 0;
 }
 
 void mt__objects_free(mt_objects *objs) {
   for (size_t i = 0; i < objs->n; i++) {
     mt_object *o = &objs->v[i];
-    if (o->file) munmap(o->file, o->file_size);
+    if (o->file) mt__os_unmap_file(o->file, o->file_size);
     if (o->syms) mt__os_unreserve(o->syms, o->syms_bytes);
     if (o->has_lines) mt__dwarf_free(&o->lines);
   }
@@ -98,18 +64,11 @@ static int mt_sym_cmp(const void *a, const void *b) {
 
 static void mt_load_symbols(mt_object *o) {
   o->loaded = 1;
-  int fd = open(o->path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  struct stat st;
-  if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof(ElfW(Ehdr))) {
-    close(fd);
-    return;
-  }
-  void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  close(fd);
-  if (map == MAP_FAILED) return;
+  size_t size = 0;
+  const void *map = mt__os_map_file(o->path, sizeof(ElfW(Ehdr)), &size);
+  if (map == NULL) return;
   o->file = map;
-  o->file_size = (size_t)st.st_size;
+  o->file_size = size;
   const uint8_t *base = map;
   o->has_lines = mt__dwarf_load(&o->lines, base, o->file_size) == 0;
   const ElfW(Ehdr) *eh = map;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "memtally.h"
-#include "os/os.h"
+#include "../os/os.h"
 
 typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE, MT_KIND_MODE, MT_KIND_TEXT, MT_KIND_PERM } mt_option_kind;
 

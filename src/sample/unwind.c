@@ -9,33 +9,23 @@
  * first find the program's frame above a remembered layout of memtally's
  * frames. memtally's own frames never appear in a stack. */
 #define _GNU_SOURCE
-#include <link.h>
 #include <stdbool.h>
 #include <string.h>
 #include <unwind.h>
 
 #include "../os/os.h"
-#include "prof.h"
+#include "sample.h"
 
 /* frames of memtally itself at the top of every stack are dropped */
 static uintptr_t mt_self_lo, mt_self_hi;
 
-static int mt_find_self(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size;
-  uintptr_t me = (uintptr_t)arg;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
-    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-    if (me >= lo && me < hi) {
-      /* linked into the program itself: no range to skip, keep every frame */
-      if (info->dlpi_name == NULL || info->dlpi_name[0] == 0) return 1;
-      mt_self_lo = lo;
-      mt_self_hi = hi;
-      return 1;
-    }
-  }
-  return 0;
+/* The executable range of the object memtally is in, unless that is the
+ * program itself (linked statically: no range to skip, keep every frame). */
+static void mt_find_self(void) {
+  mt_os_object o;
+  if (mt__os_object_of((const void *)(uintptr_t)&mt__prof_init, &o) != 0 || o.is_main) return;
+  mt_self_lo = o.lo;
+  mt_self_hi = o.hi;
 }
 
 static bool mt_in_self(uintptr_t ip) { return ip >= mt_self_lo && ip < mt_self_hi; }
@@ -140,7 +130,7 @@ int mt__prof_capture(uintptr_t *pcs, uintptr_t ip0, uintptr_t sp0, mt_stack_cach
   *remember = NULL;
   if (!atomic_load_explicit(&mt_self_known, memory_order_acquire)) {
     /* at the first sample, not at start-up: the loader may still be busy then */
-    dl_iterate_phdr(mt_find_self, (void *)(uintptr_t)&mt__prof_init);
+    mt_find_self();
     atomic_store_explicit(&mt_self_known, 1, memory_order_release);
   }
   uintptr_t cfa[MT_PROF_MAX_FRAMES];

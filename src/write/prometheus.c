@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../alloc/alloc.h"
+#include "../region/region.h"
 #include "memtally.h"
 
 static void mt_metric(FILE *out, const char *name, const char *type, const char *help, unsigned long long v) {

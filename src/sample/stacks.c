@@ -18,9 +18,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../options.h"
+#include "../options/options.h"
 #include "../os/os.h"
-#include "prof.h"
+#include "sample.h"
 
 _Atomic int mt__prof_on;
 static int mt_prof_ready; /* tables mapped and MEMTALLY_PROF on: sampling may start */

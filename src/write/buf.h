@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common.h"
+#include "../base/common.h"
 
 typedef struct mt_buf {
   uint8_t *data;

@@ -1,14 +1,10 @@
 /* bench.c -- the benchmark harness: ns/op, B/op and allocs/op, like go test -benchmem */
 #include <stdio.h>
-#include <time.h>
 
 #include "memtally.h"
+#include "os/os.h"
 
-static double mt_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static double mt_now(void) { return (double)mt__os_now_ns() * 1e-9; }
 
 mt_bench_result mt_bench(const char *name, void (*fn)(void *), void *arg, unsigned budget_ms, FILE *out) {
   mt_bench_result r = {0, 0, 0, 0};

@@ -2,7 +2,7 @@
 #ifndef MT_OPTIONS_H
 #define MT_OPTIONS_H
 
-#include "common.h"
+#include "../base/common.h"
 
 typedef enum mt_option_id {
   MT_OPT_MODE, /* first: it sets the defaults of the purge and cache options */

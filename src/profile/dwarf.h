@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common.h"
-#include "../out/buf.h"
+#include "../base/common.h"
+#include "../write/buf.h"
 
 typedef struct mt_line_row {
   uintptr_t addr;  /* link-time address */

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../common.h"
+#include "../base/common.h"
 #include "dwarf.h"
 
 typedef struct mt_sym {
@@ -21,7 +21,7 @@ typedef struct mt_object {
   uint8_t build_id[64];
   size_t build_id_len;
   int loaded;                 /* symbols read (or tried) */
-  void *file;                 /* the file, mapped read-only */
+  const void *file;           /* the file, mapped read-only */
   size_t file_size;
   mt_sym *syms;
   size_t nsyms, syms_bytes;

@@ -1,0 +1,270 @@
+/* profile.c -- profiles to files: symbolize a snapshot, encode, write; and when to write
+ *
+ * A profile is written from a snapshot of the recorder's stack table,
+ * outside every allocator lock: objects and build IDs are read, program
+ * counters symbolized, the profile encoded (write/pprof.c), gzipped and
+ * written to a temporary file renamed into place. Files:
+ * PREFIX.PID.exit.pb.gz at exit, PREFIX.PID.window.N.pb.gz every
+ * MEMTALLY_PROF_INTERVAL seconds (alloc figures of the window, in-use at its
+ * end), PREFIX.PID.peak.pb.gz at the high-water mark, PREFIX.PID.signal.N.pb.gz
+ * on SIGUSR2. Only the helper thread writes while the program runs: the
+ * SIGUSR2 handler sets a flag, and the allocator's bookkeeping hook (inside
+ * malloc) only takes the peak's snapshot, a copy of the table; symbolizing,
+ * encoding and writing it happen on the helper thread. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../alloc/alloc.h"
+#include "../options/options.h"
+#include "../os/os.h"
+#include "../sample/sample.h"
+#include "../write/buf.h"
+#include "../write/pprof.h"
+#include "memtally.h"
+#include "profile.h"
+#include "symbolize.h"
+
+/* ---- one profile: snapshot -> symbols -> pprof -> gzip -> file ---- */
+
+static const char *mt_sym_name(void *ctx, uintptr_t pc) { return mt__symbolize(ctx, pc); }
+static int mt_sym_line(void *ctx, uintptr_t pc, const char **file, uint32_t *line) {
+  return mt__symbolize_line(ctx, pc, file, line);
+}
+
+#define MT_MAX_MAPPINGS 1024
+static mt_os_mapping mt_maps_raw[MT_MAX_MAPPINGS]; /* one profile at a time (mt_writing) */
+static mt_pprof_mapping mt_maps[MT_MAX_MAPPINGS];
+
+/* The executable mappings with their objects' build IDs; an object's symbol
+ * and line tables are read on the way (so the mapping can say whether
+ * lines are known). */
+static size_t mt_mappings(mt_objects *objs) {
+  size_t n = mt__os_code_mappings(mt_maps_raw, MT_MAX_MAPPINGS);
+  for (size_t i = 0; i < n; i++) {
+    mt_pprof_mapping *m = &mt_maps[i];
+    memset(m, 0, sizeof *m);
+    m->start = mt_maps_raw[i].start;
+    m->limit = mt_maps_raw[i].limit;
+    m->offset = mt_maps_raw[i].offset;
+    m->path = mt_maps_raw[i].path;
+    for (size_t k = 0; k < objs->n; k++) {
+      mt_object *o = &objs->v[k];
+      /* by address: the loader's path and the kernel's may differ (/lib vs /usr/lib) */
+      if (m->start >= o->hi || m->limit <= o->lo) continue;
+      for (size_t b = 0; b < o->build_id_len; b++) snprintf(m->build_id + 2 * b, 3, "%02x", o->build_id[b]);
+      if (!o->loaded) mt__symbolize(objs, o->lo); /* reads the file's symbols and lines */
+      m->has_lines = o->has_lines;
+      break;
+    }
+  }
+  return n;
+}
+
+static int mt_write_snapshot(const char *path, const mt_prof_snapshot *snap, bool window, const char *kind) {
+  mt_objects objs = {0};
+  mt__objects_load(&objs);
+  size_t nmaps = mt_mappings(&objs);
+  mt_pprof_symbols sym = {mt_sym_name, mt_sym_line, &objs};
+  mt_buf raw = {0}, gz = {0};
+  int rc = -1;
+  if (mt__pprof_encode(snap, mt_maps, nmaps, &sym, window, kind, &raw) == 0) {
+    mt__gzip_stored(&gz, raw.data, raw.len);
+    if (!gz.failed) rc = mt__os_write_file_atomic(path, gz.data, gz.len, (unsigned)mt__opt[MT_OPT_FILE_MODE]);
+  } else {
+    errno = ENOMEM;
+  }
+  mt__buf_free(&raw);
+  mt__buf_free(&gz);
+  mt__objects_free(&objs);
+  return rc;
+}
+
+static _Atomic int mt_writing;       /* one profile written at a time */
+static _Atomic int mt_warned;        /* one warning for an unwritable path */
+
+static void mt_warn_unwritable(const char *path, int rc) {
+  if (rc != 0) {
+    int e = errno;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&mt_warned, &expected, 1)) {
+      char msg[768];
+      int n = snprintf(msg, sizeof msg, "memtally: warning: cannot write profile %.500s: %s\n", path, strerror(e));
+      if (n > 0) mt__os_write_err(msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1));
+    }
+  }
+}
+
+/* Snapshot now and write. The calling thread's allocations meanwhile are
+ * not sampled. snap: a snapshot taken earlier (the peak's), or NULL. */
+static int mt_write_profile(const char *path, bool window, const char *kind, mt_prof_snapshot *taken) {
+  mt_heap *heap = mt__tls_heap;
+  int saved_in_prof = heap->in_prof;
+  heap->in_prof = 1; /* nothing this thread allocates now is sampled */
+  mt_prof_snapshot snap;
+  int rc = -1;
+  if (taken != NULL) {
+    rc = mt_write_snapshot(path, taken, window, kind);
+  } else if (mt__prof_snapshot(&snap, window) == 0) {
+    rc = mt_write_snapshot(path, &snap, window, kind);
+    mt__prof_snapshot_free(&snap);
+  }
+  mt_warn_unwritable(path, rc);
+  heap->in_prof = saved_in_prof;
+  return rc;
+}
+
+/* ---- when to write ---- */
+
+static _Atomic int mt_sig_requested;
+static _Atomic int mt_helper_running; /* cleared in a forked child, whose helper did not survive */
+static _Atomic uint64_t mt_peak_written; /* in-use bytes of the last peak profile */
+static unsigned mt_window_seq, mt_signal_seq;
+static uint64_t mt_window_due_ms;
+
+static int mt_out_path(char *buf, size_t cap, const char *what, int seq) {
+  const char *prefix = mt__opt_str[MT_OPT_PROF_OUT];
+  if (prefix == NULL) return -1;
+  int n = seq >= 0 ? snprintf(buf, cap, "%s.%d.%s.%d.pb.gz", prefix, mt__os_getpid(), what, seq)
+                   : snprintf(buf, cap, "%s.%d.%s.pb.gz", prefix, mt__os_getpid(), what);
+  return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+static void mt_write_kind(const char *what, int seq, bool window, mt_prof_snapshot *taken) {
+  char path[4096];
+  if (mt_out_path(path, sizeof path, what, seq) != 0) {
+    int expected = 0;
+    if (mt__opt_str[MT_OPT_PROF_OUT] != NULL && atomic_compare_exchange_strong(&mt_warned, &expected, 1)) {
+      static const char msg[] = "memtally: warning: cannot write profiles: MEMTALLY_PROF_OUT is too long\n";
+      mt__os_write_err(msg, sizeof msg - 1);
+    }
+    return;
+  }
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&mt_writing, &expected, 1)) return;
+  mt_write_profile(path, window, what, taken);
+  atomic_store(&mt_writing, 0);
+}
+
+static void mt_on_sigusr2(int sig) {
+  (void)sig;
+  atomic_store(&mt_sig_requested, 1); /* the helper thread writes */
+}
+
+/* The peak's snapshot, taken inside malloc, waits here for the helper. */
+static mt_prof_snapshot mt_peak_snap;
+static _Atomic int mt_peak_lock;  /* guards mt_peak_snap (never held long: a swap) */
+static _Atomic int mt_peak_ready; /* mt_peak_snap holds a snapshot not yet written */
+
+static bool mt_peak_try_lock(void) {
+  int expected = 0;
+  return atomic_compare_exchange_strong_explicit(&mt_peak_lock, &expected, 1, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+static void mt_peak_unlock(void) { atomic_store_explicit(&mt_peak_lock, 0, memory_order_release); }
+
+/* Write the waiting peak snapshot, if any (the helper, and at exit). */
+static void mt_peak_flush(void) {
+  if (!atomic_load(&mt_peak_ready) || !mt_peak_try_lock()) return;
+  mt_prof_snapshot snap = mt_peak_snap;
+  memset(&mt_peak_snap, 0, sizeof mt_peak_snap);
+  atomic_store(&mt_peak_ready, 0);
+  mt_peak_unlock();
+  mt_write_kind("peak", -1, false, &snap);
+  mt__prof_snapshot_free(&snap);
+}
+
+static void mt_poll(void) {
+  mt_peak_flush();
+  if (atomic_exchange(&mt_sig_requested, 0)) mt_write_kind("signal", (int)mt_signal_seq++, false, NULL);
+  long long every = mt__opt[MT_OPT_PROF_INTERVAL];
+  if (every > 0) {
+    uint64_t now = mt__os_now_ms();
+    if (mt_window_due_ms == 0) mt_window_due_ms = now + (uint64_t)every * 1000;
+    if (now >= mt_window_due_ms) {
+      mt_window_due_ms = now + (uint64_t)every * 1000;
+      mt_write_kind("window", (int)mt_window_seq++, true, NULL);
+    }
+  }
+}
+
+static void *mt_helper(void *arg) { /* runs until the process ends */
+  (void)arg;
+  for (;;) {
+    mt__os_sleep_ms(50);
+    mt_poll();
+  }
+  return NULL;
+}
+
+static void mt_helper_ensure(void) {
+  if (mt_load(&mt_helper_running) || mt__opt_str[MT_OPT_PROF_OUT] == NULL || !mt_load(&mt__prof_on)) return;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&mt_helper_running, &expected, 1)) return;
+  mt_window_due_ms = 0;
+  mt__os_thread_start(mt_helper, NULL);
+}
+
+void mt__profile_start(void) {
+  mt__prof_enable();
+  if (mt__opt_str[MT_OPT_PROF_OUT] == NULL || !mt_load(&mt__prof_on)) return;
+  mt__os_on_sigusr2(mt_on_sigusr2);
+  mt_helper_ensure();
+}
+
+void mt__profile_tick(uint64_t in_use) {
+  if (!mt_load(&mt__prof_on) || mt__opt_str[MT_OPT_PROF_OUT] == NULL) return;
+  mt_helper_ensure(); /* after fork the child starts its own */
+  if (!mt__opt[MT_OPT_PROF_PEAK] || in_use < (1u << 20)) return;
+  uint64_t last = mt_load(&mt_peak_written);
+  /* threads reach here at once: the one that moves the mark takes the
+   * snapshot; the helper symbolizes, encodes and writes it */
+  if (in_use <= last + last / 20 || !mt_peak_try_lock()) return;
+  if (atomic_compare_exchange_strong(&mt_peak_written, &last, in_use)) {
+    mt_prof_snapshot snap;
+    if (mt__prof_snapshot(&snap, false) == 0) {
+      if (atomic_load(&mt_peak_ready)) mt__prof_snapshot_free(&mt_peak_snap); /* a newer peak replaces it */
+      mt_peak_snap = snap;
+      atomic_store(&mt_peak_ready, 1);
+    }
+  }
+  mt_peak_unlock();
+}
+
+void mt__profile_at_exit(void) {
+  if (!mt_load(&mt__prof_on)) return;
+  mt_peak_flush();
+  mt_write_kind("exit", -1, false, NULL);
+}
+
+void mt__profile_after_fork_child(void) {
+  mt__prof_reset();
+  /* the parent's waiting peak (its snapshot mapping is the child's copy) */
+  if (atomic_load(&mt_peak_ready)) mt__prof_snapshot_free(&mt_peak_snap);
+  memset(&mt_peak_snap, 0, sizeof mt_peak_snap);
+  atomic_store(&mt_peak_ready, 0);
+  atomic_store(&mt_peak_lock, 0);
+  mt_store(&mt_peak_written, 0);
+  mt_window_seq = mt_signal_seq = 0;
+  atomic_store(&mt_writing, 0);
+  atomic_store(&mt_helper_running, 0); /* threads do not survive fork: the next tick starts one */
+}
+
+/* ---- public API ---- */
+
+int mt_prof_dump(const char *path) {
+  if (path == NULL || path[0] == 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  mt__init();
+  if (mt__tls_heap == &mt__heap_empty && mt__heap_for_thread() == NULL) return -1;
+  if (!mt_load(&mt__prof_on)) {
+    errno = ENOTSUP;
+    return -1;
+  }
+  return mt_write_profile(path, false, "dump", NULL);
+}
+
+int mt_prof_enabled(void) { return mt_load(&mt__prof_on); }
