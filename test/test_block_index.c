@@ -46,5 +46,9 @@ int main(void) {
   for (uint32_t size = 16; size <= 4096; size += 16, sizes++) one(size, 37, &bad); /* every multiple of 16 */
   CHECKF(bad == 0, "%u block sizes: %u disagreements with division", sizes, bad);
   fprintf(stderr, "%u block sizes: the index test agrees with division everywhere checked\n", sizes);
+  /* the size classes: table, mt_class_of for every size up to 128 KiB, direct table, page policy */
+  const char *why = NULL;
+  int at = mt__classes_check(&why);
+  CHECKF(at < 0, "size classes: %s (at %d)", why ? why : "?", at);
   return check_summary("test_block_index");
 }

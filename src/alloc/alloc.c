@@ -31,6 +31,38 @@ const uint32_t mt__class_size[MT_NCLASSES] = {
     2560,  3072,  3584,  4096,  5120,  6144,  7168,  8192,  10240, 12288, 14336,  16384,
     20480, 24576, 28672, 32768, 40960, 49152, 57344, 65536, 81920, 98304, 114688, 131072,
 };
+/* What ties the table to the rest (checked whole by mt__classes_check). */
+_Static_assert(MT_CLASS_LARGE == MT_NCLASSES && MT_CLASS_HUGE == MT_NCLASSES + 1 &&
+                   MT_CLASS_COUNT == MT_NCLASSES + 2,
+               "large and huge follow the size classes");
+_Static_assert(MT_CLASS_COUNT <= MT_STATS_CLASSES, "mt_stats has a row for every class");
+_Static_assert(MT_NCLASSES <= 64, "remote_pending has a bit per class");
+_Static_assert((MT_DIRECT_COUNT - 1) * 16 == MT_SMALL_MAX, "the direct table covers every size up to MT_SMALL_MAX");
+_Static_assert(MT_MEDIUM_MAX <= MT_LARGE_MAX && MT_LARGE_MAX < MT_SEG_SIZE, "size ranges nest");
+
+int mt__classes_check(const char **why) {
+  *why = NULL;
+  for (unsigned c = 0; c < MT_NCLASSES; c++) {
+    if (mt__class_size[c] % 16 != 0) *why = "a class size is not a multiple of 16";
+    else if (c > 0 && mt__class_size[c] <= mt__class_size[c - 1]) *why = "class sizes do not increase";
+    else if (mt__class_size[c] * 8 > (size_t)MT_SLOT_SIZE * MT_SLOTS / 2) *why = "eight blocks of a class do not fit half a segment";
+    if (*why) return (int)c;
+  }
+  if (mt__class_size[MT_NCLASSES - 1] != MT_MEDIUM_MAX) {
+    *why = "the last class is not MT_MEDIUM_MAX";
+    return MT_NCLASSES - 1;
+  }
+  for (size_t n = 1; n <= MT_MEDIUM_MAX; n++) {
+    unsigned c = mt_class_of(n);
+    if (c >= MT_NCLASSES) *why = "mt_class_of is past the table";
+    else if (mt__class_size[c] < n) *why = "mt_class_of gives a class too small";
+    else if (c > 0 && mt__class_size[c - 1] >= n) *why = "mt_class_of skips a smaller class that fits";
+    /* one direct entry, one class: mt__page_set_current fills the entries of a class */
+    else if (n <= MT_SMALL_MAX && mt_class_of(((n + 15) >> 4) << 4) != c) *why = "a direct entry spans two classes";
+    if (*why) return (int)n;
+  }
+  return -1;
+}
 
 static void *mt_malloc_generic(mt_heap *heap, size_t size);
 
@@ -608,4 +640,7 @@ void mt__report(const char *what, const void *p, int cls) {
   if (mt__opt[MT_OPT_ABORT]) mt__os_abort();
 }
 
-const char *mt_version(void) { return "memtally 0.1"; }
+#ifndef MT_VERSION_STRING
+#define MT_VERSION_STRING "0.1.0"
+#endif
+const char *mt_version(void) { return "memtally " MT_VERSION_STRING; }

@@ -233,6 +233,9 @@ MT_INLINE int mt_page_take_head(mt_page *page, mt_block *b) {
 /* ---- size classes (sizeclass in alloc.c) ---- */
 MT_HIDDEN extern const uint32_t mt__class_size[MT_NCLASSES];
 
+/* -1 when the class table, mt_class_of, the direct table and the page
+ * policy agree; else what disagrees (*why) and where (class or size). */
+MT_HIDDEN int mt__classes_check(const char **why);
 MT_INLINE unsigned mt_class_of(size_t n) {
   if (n <= 128) return (unsigned)((n - 1 + (n == 0)) >> 4);
   size_t m = n - 1;
@@ -285,7 +288,7 @@ MT_HIDDEN void mt__page_queue_remove(mt_page_queue *q, mt_page *page);
 MT_HIDDEN void mt__page_queue_push(mt_page_queue *q, mt_page *page);
 MT_HIDDEN void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page);
 MT_HIDDEN void mt__page_retire(mt_heap *heap, mt_page *page); /* give span back */
-#if MT_DEBUG > 0
+#if MT_DEBUG >= 2
 MT_HIDDEN void mt__heap_validate(mt_heap *heap); /* every queue and page of heap sound, or abort */
 #endif
 

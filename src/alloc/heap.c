@@ -45,6 +45,10 @@ void mt__init(void) {
     mt__options_init();
     mt__os_set_commit_limit(mt__opt[MT_OPT_MEMLIMIT] > 0 ? (uint64_t)mt__opt[MT_OPT_MEMLIMIT] : 0);
     mt__prof_init();
+#if MT_DEBUG >= 2
+    const char *why;
+    if (mt__classes_check(&why) >= 0) mt__assert_fail(why, __FILE__, __LINE__);
+#endif
     pthread_key_create(&mt_heap_key, mt_heap_done);
     atomic_store_explicit(&mt_init_state, 2, memory_order_release);
   } else {
@@ -57,6 +61,7 @@ void mt__init(void) {
 
 /* Internal memory for heap structs, taken from the OS in 64 KiB chunks. */
 static void *mt_meta_alloc(size_t size) {
+  mt_assert(mt_meta_next <= mt_meta_end);
   size = mt_align_up(size, 64);
   if (mt_meta_next == NULL || (size_t)(mt_meta_end - mt_meta_next) < size) {
     size_t chunk = size > 64 * MT_KiB ? mt_align_up(size, 4096) : 64 * MT_KiB;
@@ -103,6 +108,7 @@ mt_heap *mt__heap_for_thread(void) {
   if (heap == NULL) return NULL;
   mt_heap_reset(heap);
   if (heap->prof_cache != NULL) memset(heap->prof_cache, 0, sizeof *heap->prof_cache); /* another thread's stack */
+  mt_assert(!heap->alive && heap->segments == NULL);
   heap->tid = mt__os_thread_id();
   heap->alive = 1;
   heap->last_maintenance_ms = mt__os_now_ms();
@@ -115,6 +121,7 @@ mt_heap *mt__heap_for_thread(void) {
 static void mt_heap_done(void *arg) {
   mt_heap *heap = arg;
   if (heap == NULL || heap == &mt__heap_empty) return;
+  mt_assert(heap->alive);
   mt__tls_heap = &mt__heap_empty;
   mt__segment_abandon_heap(heap);
   mt_heap_reset(heap);
@@ -142,7 +149,7 @@ void mt__heap_maintain(mt_heap *heap, bool force) {
 void mt_collect(void) {
   mt_heap *heap = mt__heap_for_thread();
   if (heap == NULL) return;
-#if MT_DEBUG > 0
+#if MT_DEBUG >= 2
   mt__heap_validate(heap);
 #endif
   /* Empty pages kept as a class's current page go back as well. */

@@ -64,6 +64,7 @@ mt_segment *mt__huge_segment_of(const void *p) {
 }
 
 static void mt_huge_unmap(mt_segment *seg) {
+  mt_assert(seg->is_huge && mt_load(&seg->pages[0].owner_tag) == MT_TAG_NONE);
   if (seg->huge_offset >= MT_SEG_SIZE) {
     pthread_mutex_lock(&mt_huge_lock);
     mt_segment **link = &mt_huge_tails;
@@ -98,6 +99,7 @@ static mt_segment *mt_huge_cache_take(size_t need, size_t max) {
   if (best != NULL) {
     seg = *best;
     *best = seg->next;
+    mt_assert(mt_huge_cache_bytes >= seg->map_size && seg->is_huge);
     mt_huge_cache_bytes -= seg->map_size;
   }
   pthread_mutex_unlock(&mt_huge_lock);
@@ -140,6 +142,8 @@ void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
     pthread_mutex_unlock(&mt_huge_lock);
   }
   uint8_t *p = (uint8_t *)seg + offset;
+  mt_assert(((uintptr_t)seg & MT_SEG_MASK) == 0 && seg->huge_size >= size);
+  mt_assert(align <= 1 || ((uintptr_t)p & (align - 1)) == 0);
   mt_track_unpoison(p, seg->huge_size);
   return mt_huge_account(heap, seg, p, size);
 }
@@ -153,6 +157,7 @@ int mt__huge_claim(mt_segment *seg) {
 }
 
 void mt__huge_free(mt_heap *heap, mt_segment *seg) {
+  mt_assert(seg->is_huge && seg->pages[0].cls == MT_CLASS_HUGE);
   mt_store(&seg->pages[0].owner_tag, MT_TAG_NONE); /* claimed already when free() calls */
   if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
   if (heap != NULL) {

@@ -19,6 +19,8 @@ mt_page mt__page_empty; /* free == NULL: every pop from it takes the slow path *
 
 
 void mt__page_queue_push(mt_page_queue *q, mt_page *page) {
+  mt_assert(page->next == NULL && page->prev == NULL && q->first != page);
+  mt_assert((q->first == NULL) == (q->last == NULL));
   page->prev = NULL;
   page->next = q->first;
   if (q->first) q->first->prev = page;
@@ -27,6 +29,10 @@ void mt__page_queue_push(mt_page_queue *q, mt_page *page) {
 }
 
 void mt__page_queue_remove(mt_page_queue *q, mt_page *page) {
+  mt_assert(page->prev != NULL || q->first == page); /* it is on this queue */
+  mt_assert(page->next != NULL || q->last == page);
+  mt_assert(page->prev == NULL || page->prev->next == page);
+  mt_assert(page->next == NULL || page->next->prev == page);
   if (page->prev) page->prev->next = page->next;
   else q->first = page->next;
   if (page->next) page->next->prev = page->prev;
@@ -45,6 +51,8 @@ static void mt_page_set_current_kind(mt_heap *heap, unsigned cls, int sampled, m
 }
 
 void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page) {
+  mt_assert(cls < MT_NCLASSES);
+  mt_assert(page == &mt__page_empty || (page->cls == cls && !page->sampled && !page->in_full));
   heap->current[cls] = page;
   if (mt__class_size[cls] <= MT_SMALL_MAX) {
     unsigned lo = cls == 0 ? 0 : mt__class_size[cls - 1] / 16 + 1;
@@ -63,6 +71,9 @@ void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page) {
  * (its blocks leak) rather than handed out twice. */
 void mt__page_collect(mt_heap *heap, mt_page *page) {
   (void)heap;
+  mt_assert(page != &mt__page_empty);
+  mt_assert(heap == NULL || (mt_load(&page->owner_tag) & ~MT_TAG_FLAGS) == (uintptr_t)heap ||
+            mt_load(&page->owner_tag) == MT_TAG_ABANDONED); /* or being adopted by heap */
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
   if (mt_xfree_head(w) == NULL) return;
   while (!atomic_compare_exchange_weak_explicit(&page->xfree, &w, w & MT_XFREE_FULL, memory_order_acquire,
@@ -75,6 +86,7 @@ void mt__page_collect(mt_heap *heap, mt_page *page) {
   if (page->free == NULL) {
     page->free = list;
     page->used -= count;
+    mt_assert(page->used <= page->capacity);
     return;
   }
   for (;;) {
@@ -90,6 +102,7 @@ void mt__page_collect(mt_heap *heap, mt_page *page) {
   mt_link_set(page, tail, page->free);
   page->free = list;
   page->used -= count;
+  mt_assert(page->used <= page->capacity);
   return;
 corrupt:
   mt__report(count > page->used || n > count ? "double free (a block freed twice by other threads)"
@@ -98,6 +111,7 @@ corrupt:
 }
 
 int mt__page_mark_full(mt_page *page) {
+  mt_assert(!page->in_full && page->free == NULL);
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
   for (;;) {
     if (mt_xfree_head(w) != NULL) return 0;
@@ -119,6 +133,7 @@ static void mt_page_extend(mt_page *page) {
   /* about one OS page of small blocks, and at least a few large ones */
   uint32_t count = MT_EXTEND_BYTES / bsize;
   if (count < MT_EXTEND_MIN) count = MT_EXTEND_MIN;
+  mt_assert(page->capacity < page->reserved && page->free == NULL);
   uint32_t left = (uint32_t)(page->reserved - page->capacity);
   if (count > left) count = left;
   uint8_t *first = page->start + (size_t)page->capacity * bsize;
@@ -132,6 +147,7 @@ static void mt_page_extend(mt_page *page) {
   ((mt_block *)p)->freed = mark;
   page->free = (mt_block *)first;
   page->capacity += count;
+  mt_assert((uint64_t)page->capacity * page->block_size <= page->span);
 }
 
 /* A page's link key: splitmix64 over the heap's state, which starts from
@@ -149,6 +165,9 @@ static uintptr_t mt_page_new_key(mt_heap *heap) {
 
 static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bsize, uint32_t reserved, int sampled) {
   mt_segment *seg = mt_segment_of(page);
+  mt_assert(cls < MT_NCLASSES || cls == MT_CLASS_LARGE);
+  mt_assert(reserved >= 1 && (size_t)reserved * bsize <= (size_t)page->slot_count << MT_SLOT_SHIFT);
+  mt_assert(page->first_slot >= 1 && page->first_slot + page->slot_count <= MT_SLOTS);
   page->start = (uint8_t *)seg + ((size_t)page->first_slot << MT_SLOT_SHIFT);
   mt_page_set_block_size(page, bsize);
   page->span = (uint32_t)((size_t)reserved * bsize);
@@ -205,6 +224,7 @@ static mt_page *mt_page_find_avail(mt_heap *heap, unsigned cls, int sampled) {
     if (page->free == NULL && page->capacity < page->reserved) mt_page_extend(page);
     if (page->free == NULL) mt_page_to_full(heap, page);
     if (page->free != NULL) {
+      mt_assert(page->cls == cls && page->sampled == sampled && !page->in_full);
       mt_page_set_current_kind(heap, cls, sampled, page);
       return page;
     }
@@ -228,6 +248,7 @@ void mt__heap_collect_remote(mt_heap *heap, unsigned cls) {
         if (page->used == 0) {
           mt__page_retire(heap, page);
         } else if (cls != MT_CLASS_LARGE) {
+          mt_assert(page->in_full && page->cls == cls);
           mt__page_queue_remove(MT_FULL(heap, page), page);
           mt__page_unmark_full(page);
           mt__page_queue_push(MT_AVAIL(heap, page), page);
@@ -244,6 +265,10 @@ void mt__heap_collect_remote(mt_heap *heap, unsigned cls) {
 #define MT_ADOPT_PER_CALL 4
 
 mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls, int sampled) {
+  mt_assert(cls < MT_NCLASSES && (sampled == 0 || sampled == 1));
+#if MT_DEBUG >= 3
+  mt__heap_validate(heap); /* every queue and free list, at each page change */
+#endif
   mt_page *page = sampled ? heap->scurrent[cls] : heap->current[cls];
   if (page != &mt__page_empty) {
     mt__page_collect(heap, page);
@@ -323,6 +348,8 @@ int mt__large_grow_in_place(mt_heap *heap, mt_page *page, size_t size) {
 
 void mt__page_retire(mt_heap *heap, mt_page *page) {
   unsigned cls = page->cls;
+  mt_assert(page->used == 0 && page != &mt__page_empty);
+  mt_assert(mt_xfree_head(atomic_load_explicit(&page->xfree, memory_order_relaxed)) == NULL);
   if (cls < MT_NCLASSES && heap->current[cls] == page) mt__page_set_current(heap, cls, &mt__page_empty);
   if (cls < MT_NCLASSES && heap->scurrent[cls] == page) heap->scurrent[cls] = &mt__page_empty;
   if (page->in_full) {
@@ -339,6 +366,7 @@ void mt__page_retire(mt_heap *heap, mt_page *page) {
  * of a class (the next malloc would only fetch a new one); give any other
  * span back to its segment. */
 void mt__page_empty_local(mt_heap *heap, mt_page *page) {
+  mt_assert(page->used == 0 || page->in_full);
   if (page->used != 0) { /* a local free into a full page: it has room again */
     mt__page_queue_remove(MT_FULL(heap, page), page);
     mt__page_unmark_full(page);
@@ -354,7 +382,7 @@ void mt__page_empty_local(mt_heap *heap, mt_page *page) {
   mt__page_retire(heap, page);
 }
 
-#if MT_DEBUG > 0
+#if MT_DEBUG >= 2
 /* Walk every queue of heap and check what the allocator relies on: links
  * agree both ways, a page is on the queue its in_full flag names and is
  * owned by heap, its counts fit, its free list stays inside it and is no

@@ -46,6 +46,7 @@ void mt__segment_after_fork(void) {
 }
 
 static uint64_t mt_span_bits(unsigned first, unsigned slots) {
+  mt_assert(first + slots <= MT_SLOTS);
   uint64_t bits = slots >= 64 ? ~0ULL : ((1ULL << slots) - 1);
   return bits << first;
 }
@@ -53,6 +54,7 @@ static uint64_t mt_span_bits(unsigned first, unsigned slots) {
 static mt_segment *mt_segment_new(void) {
   mt_segment *seg = mt__os_map_aligned(MT_SEG_SIZE, MT_SEG_SIZE);
   if (seg == NULL) return NULL;
+  mt_assert(((uintptr_t)seg & MT_SEG_MASK) == 0);
   mt__os_commit_add((int64_t)MT_HEADER_BYTES);
   seg->map_size = MT_SEG_SIZE;
   seg->free_mask = MT_SLOTS_ALL;
@@ -63,6 +65,7 @@ static mt_segment *mt_segment_new(void) {
 }
 
 static void mt_segment_unmap(mt_segment *seg) {
+  mt_assert(seg->used_slots == 0 && seg->free_mask == MT_SLOTS_ALL);
   int64_t committed = (int64_t)MT_HEADER_BYTES + (int64_t)__builtin_popcountll(seg->commit_mask) * (int64_t)MT_SLOT_SIZE;
   mt__os_commit_add(-committed);
   mt__segmap_set(seg, 0);
@@ -71,6 +74,7 @@ static void mt_segment_unmap(mt_segment *seg) {
 }
 
 static void mt_heap_link_segment(mt_heap *heap, mt_segment *seg) {
+  mt_assert(heap->segments != seg);
   seg->heap = heap;
   seg->prev = NULL;
   seg->next = heap->segments;
@@ -80,6 +84,8 @@ static void mt_heap_link_segment(mt_heap *heap, mt_segment *seg) {
 }
 
 static void mt_heap_unlink_segment(mt_heap *heap, mt_segment *seg) {
+  mt_assert(seg->heap == heap && heap->segment_count > 0);
+  mt_assert(seg->prev != NULL || heap->segments == seg);
   if (seg->prev) seg->prev->next = seg->next;
   else heap->segments = seg->next;
   if (seg->next) seg->next->prev = seg->prev;
@@ -90,6 +96,9 @@ static void mt_heap_unlink_segment(mt_heap *heap, mt_segment *seg) {
 
 static void mt_span_release_slots(mt_segment *seg, mt_page *page, uint32_t now) {
   unsigned first = page->first_slot, n = page->slot_count;
+  mt_assert(n >= 1 && first >= 1 && first + n <= MT_SLOTS);
+  mt_assert((seg->free_mask & mt_span_bits(first, n)) == 0); /* not freed twice */
+  mt_assert(seg->used_slots >= n);
   for (unsigned i = first; i < first + n; i++) {
     mt_store(&seg->pages[i].owner_tag, MT_TAG_NONE);
     seg->pages[i].first_slot = (uint8_t)i;
@@ -184,12 +193,14 @@ static int mt_find_run(uint64_t mask, unsigned slots) {
 
 static mt_page *mt_segment_take(mt_segment *seg, unsigned first, unsigned slots) {
   uint64_t bits = mt_span_bits(first, slots);
+  mt_assert(first >= 1 && (seg->free_mask & bits) == bits);
   seg->free_mask &= ~bits;
   seg->dirty_mask &= ~bits;
   uint64_t fresh = bits & ~seg->commit_mask;
   if (fresh) mt__os_commit_add((int64_t)__builtin_popcountll(fresh) * (int64_t)MT_SLOT_SIZE);
   seg->commit_mask |= bits;
   seg->used_slots += slots;
+  mt_assert(seg->used_slots + (unsigned)__builtin_popcountll(seg->free_mask) == MT_SLOTS - 1);
   mt_page *page = &seg->pages[first];
   page->slot_count = (uint8_t)slots;
   page->first_slot = (uint8_t)first;
@@ -260,6 +271,7 @@ mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots, bool clean) {
 }
 
 void mt__segment_purge(mt_segment *seg, uint64_t now, uint64_t delay, bool force) {
+  mt_assert((seg->dirty_mask & ~seg->commit_mask) == 0);
   uint64_t due = 0;
   uint64_t dirty = seg->dirty_mask & seg->free_mask;
   while (dirty) {
@@ -281,6 +293,7 @@ void mt__segment_purge(mt_segment *seg, uint64_t now, uint64_t delay, bool force
 }
 
 void mt__segment_release(mt_segment *seg) {
+  mt_assert(seg->used_slots == 0 && seg->free_mask == MT_SLOTS_ALL);
   seg->heap = NULL;
   seg->cached_at = mt__os_now_ms();
   pthread_mutex_lock(&mt_seg_lock);
@@ -297,6 +310,7 @@ void mt__segment_release(mt_segment *seg) {
 }
 
 void mt__segment_span_free(mt_heap *heap, mt_segment *seg, mt_page *page) {
+  mt_assert(seg->heap == heap && mt_segment_of(page) == seg);
   uint64_t now = mt__os_now_ms();
   mt_span_release_slots(seg, page, (uint32_t)now);
   long long delay = mt__opt[MT_OPT_PURGE_DELAY];

@@ -18,24 +18,14 @@
 #define MT_MiB (1024 * MT_KiB)
 #define MT_GiB (1024 * MT_MiB)
 
-/* Invariant checks: MT_DEBUG=0 (release) compiles them out; the sanitizer
- * and debug builds set MT_DEBUG=1. A failure prints one line without
- * allocating and aborts. */
-#ifndef MT_DEBUG
-#define MT_DEBUG 0
-#endif
 /* Free-list link encoding and the fast paths' misuse checks. On in every
  * build; MT_HARDEN=0 (cmake -DMEMTALLY_HARDEN=OFF) exists only to measure
  * their cost. */
 #ifndef MT_HARDEN
 #define MT_HARDEN 1
 #endif
-MT_HIDDEN void mt__assert_fail(const char *what, const char *file, int line) __attribute__((noreturn, cold));
-#if MT_DEBUG > 0
-#define mt_assert(x) (mt_likely(x) ? (void)0 : mt__assert_fail(#x, __FILE__, __LINE__))
-#else
-#define mt_assert(x) ((void)0)
-#endif
+
+#include "debug.h"
 
 MT_INLINE uintptr_t mt_align_up(uintptr_t x, uintptr_t a) { return (x + a - 1) & ~(a - 1); }
 MT_INLINE uintptr_t mt_align_down(uintptr_t x, uintptr_t a) { return x & ~(a - 1); }
