@@ -1,14 +1,14 @@
 # Makefile -- memtally's commands: demo, check, bench (CMake and ctest underneath)
 BUILD ?= build
 JOBS ?= 2
-CHECK_PKGS := cmake make gcc g++ clang libclang-rt-14-dev zlib1g-dev python3 sqlite3 git perl golang-go valgrind \
+CHECK_PKGS := cmake make gcc g++ pkgconf clang libclang-rt-14-dev zlib1g-dev python3 sqlite3 git perl golang-go valgrind \
   chromium libgoogle-perftools-dev
 BENCH_PKGS := libmimalloc2.0 libjemalloc2 libgoogle-perftools-dev heaptrack valgrind libtalloc-dev
 ROUNDS ?= 5
 PAIRS ?= 15
 SOAK_MINUTES ?= 10
 
-.PHONY: all build check bench soak demo fuzz clean deps-check deps-bench
+.PHONY: all build check bench soak demo fuzz clean deps-check deps-bench install layers
 
 all: build
 
@@ -22,6 +22,17 @@ deps-bench:
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
+
+# Install the library, header, pkg-config and CMake files, the command, its man
+# page and bash completion under PREFIX; builds first, never installs packages.
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The include graph of src/ by layer (scripts/layers.py; make check runs the rule).
+layers:
+	@python3 scripts/layers.py --graph
+	@python3 scripts/layers.py
 
 # Build everything and run every test (ctest prints the summary).
 check: deps-check

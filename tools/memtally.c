@@ -33,7 +33,9 @@ static const char *usage_main =
     "  flame   a self-contained interactive flame graph (HTML)\n"
     "  stats   print a statistics dump the library wrote (PREFIX.PID.stats.json)\n"
     "\n"
-    "memtally COMMAND --help describes each.\n";
+    "memtally COMMAND --help describes each; memtally --version prints the version.\n"
+    "MEMTALLY_LIB=PATH names the library run preloads (default: found beside the command\n"
+    "or in the lib directory of its install prefix).\n";
 
 static const char *usage_run =
     "usage: memtally run [--rate BYTES] [--interval SECONDS] [--peak] [--out DIR] -- PROGRAM ARGS...\n"
@@ -232,14 +234,45 @@ static int cmd_flame(int argc, char **argv) {
   return 0;
 }
 
-/* libmemtally.so beside this program (build/memtally, build/libmemtally.so). */
+#ifndef MT_INSTALL_LIBDIR
+#define MT_INSTALL_LIBDIR "lib"
+#endif
+#ifndef MT_SONAME
+#define MT_SONAME "libmemtally.so.0"
+#endif
+#ifndef MT_VERSION_STRING
+#define MT_VERSION_STRING "0.1.0"
+#endif
+
+/* The library to preload: MEMTALLY_LIB if set; else beside this program (a
+ * build tree: build/memtally, build/libmemtally.so); else where an install
+ * put it (P/bin/memtally, P/LIBDIR/libmemtally.so.0). */
 static int find_library(char *out, size_t cap) {
+  const char *env = getenv("MEMTALLY_LIB");
+  if (env != NULL && env[0] != 0) {
+    snprintf(out, cap, "%s", env);
+    return access(out, R_OK);
+  }
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) return -1;
   self[n] = 0;
-  snprintf(out, cap, "%s/libmemtally.so", dirname(self));
-  return access(out, R_OK);
+  const char *dir = dirname(self);
+  const char *tries[] = {"%s/" MT_SONAME, "%s/libmemtally.so", "%s/../" MT_INSTALL_LIBDIR "/" MT_SONAME,
+                         "%s/../lib/" MT_SONAME};
+  for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, tries[i], dir);
+    if (access(path, R_OK) == 0) {
+      char full[PATH_MAX];
+      const char *use = realpath(path, full) != NULL ? full : path; /* absolute: children may chdir */
+      if (strlen(use) >= cap) return -1;
+      memcpy(out, use, strlen(use) + 1);
+      return 0;
+    }
+  }
+  snprintf(out, cap, "%s/../%s/%s", dir, MT_INSTALL_LIBDIR, MT_SONAME);
+  return -1;
 }
 
 static int cmd_run(int argc, char **argv) {
@@ -352,6 +385,10 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
     fputs(usage_main, stdout);
+    return 0;
+  }
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    printf("memtally " MT_VERSION_STRING "\n");
     return 0;
   }
   struct {

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "../src/write/pprof_fields.h"
+
 mtt_limits mtt_limit = {MTT_DEFAULT_MAX_BYTES, MTT_DEFAULT_MAX_FRAMES};
 
 typedef struct rd {
@@ -53,10 +55,10 @@ static rd sub(rd *r) {
 
 static void skip(rd *r, unsigned wire) {
   switch (wire) {
-    case 0: varint(r); break;
-    case 1: if (r->end - r->p < 8) r->bad = 1; else r->p += 8; break;
-    case 2: sub(r); break;
-    case 5: if (r->end - r->p < 4) r->bad = 1; else r->p += 4; break;
+    case PB_WIRE_VARINT: varint(r); break;
+    case PB_WIRE_FIXED64: if (r->end - r->p < 8) r->bad = 1; else r->p += 8; break;
+    case PB_WIRE_BYTES: sub(r); break;
+    case PB_WIRE_FIXED32: if (r->end - r->p < 4) r->bad = 1; else r->p += 4; break;
     default: r->bad = 1; break;
   }
 }
@@ -65,8 +67,8 @@ static void skip(rd *r, unsigned wire) {
  * not (wire 0), as a reader over their varints. */
 static rd ints_of(rd *r, unsigned wire) {
   rd s = {r->p, r->p, 0};
-  if (wire == 2) return sub(r);
-  if (wire == 0) {
+  if (wire == PB_WIRE_BYTES) return sub(r);
+  if (wire == PB_WIRE_VARINT) {
     varint(r);
     s.end = r->p;
   } else {
@@ -83,7 +85,7 @@ static void int_fields(rd *parent, uint64_t f[5]) {
   unsigned num, wire;
   memset(f, 0, 5 * sizeof *f);
   while (field(&s, &num, &wire)) {
-    if (num >= 1 && num <= 4 && wire == 0) f[num] = varint(&s);
+    if (num >= 1 && num <= 4 && wire == PB_WIRE_VARINT) f[num] = varint(&s);
     else skip(&s, wire);
   }
   if (s.bad) parent->bad = 1;
@@ -142,11 +144,11 @@ static void dec_sample(dec *d, rd s, int pass) {
   unsigned num, wire;
   if (pass == FILL) S.locs = p->loc_pool + d->lci, S.values = p->value_pool + d->vi;
   while (field(&s, &num, &wire)) {
-    if (num == 1 || num == 2) {
+    if (num == PB_SAMPLE_LOCATION_ID || num == PB_SAMPLE_VALUE) {
       rd v = ints_of(&s, wire);
       while (v.p < v.end && !v.bad) {
         uint64_t x = varint(&v);
-        if (num == 1) {
+        if (num == PB_SAMPLE_LOCATION_ID) {
           if (pass == FILL) S.locs[nlocs] = x;
           nlocs++;
         } else {
@@ -156,10 +158,10 @@ static void dec_sample(dec *d, rd s, int pass) {
         }
       }
       if (v.bad) s.bad = 1;
-    } else if (num == 3 && wire == 2) { /* label: key, str, num */
+    } else if (num == PB_SAMPLE_LABEL && wire == PB_WIRE_BYTES) {
       uint64_t f[5];
       int_fields(&s, f);
-      uint64_t key = f[1], str = f[2], n = f[3];
+      uint64_t key = f[PB_LABEL_KEY], str = f[PB_LABEL_STR], n = f[PB_LABEL_NUM];
       if (pass == FILL) {
         const char *k = STR(p, key);
         if (strcmp(k, "region") == 0 && str) S.region = STR(p, str);
@@ -196,12 +198,12 @@ static void dec_location(dec *d, rd s, int pass) {
   unsigned num, wire;
   if (L) L->lines = d->p->line_pool + d->lni;
   while (field(&s, &num, &wire)) {
-    if (num == 1 && wire == 0 && L) L->id = varint(&s);
-    else if (num == 3 && wire == 0 && L) L->address = varint(&s);
-    else if (num == 4 && wire == 2) { /* line: function id, line */
+    if (num == PB_LOCATION_ID && wire == PB_WIRE_VARINT && L) L->id = varint(&s);
+    else if (num == PB_LOCATION_ADDRESS && wire == PB_WIRE_VARINT && L) L->address = varint(&s);
+    else if (num == PB_LOCATION_LINE && wire == PB_WIRE_BYTES) {
       uint64_t f[5];
       int_fields(&s, f);
-      uint64_t fn = f[1], line = f[2];
+      uint64_t fn = f[PB_LINE_FUNCTION_ID], line = f[PB_LINE_LINE];
       if (L) L->lines[nlines] = (mtt_line){fn, (int64_t)line}; /* function id, mapped to an index later */
       nlines++;
     } else {
@@ -214,11 +216,13 @@ static void dec_location(dec *d, rd s, int pass) {
 }
 
 static void dec_function(dec *d, rd *r, int pass) {
-  uint64_t f[5]; /* id, name, system name, file */
+  uint64_t f[5];
   int_fields(r, f);
   if (r->bad) return;
   if (pass == COUNT) d->nfunctions++;
-  if (pass == FILL) d->p->functions[d->fi++] = (mtt_function){f[1], STR(d->p, f[2]), STR(d->p, f[4])};
+  if (pass == FILL)
+    d->p->functions[d->fi++] =
+        (mtt_function){f[PB_FUNCTION_ID], STR(d->p, f[PB_FUNCTION_NAME]), STR(d->p, f[PB_FUNCTION_FILENAME])};
 }
 
 /* One read of the whole message; d->why says what was wrong, if anything. */
@@ -226,33 +230,34 @@ static void dec_pass(dec *d, rd r, int pass) {
   mtt_profile *p = d->p;
   unsigned num, wire;
   while (d->why == NULL && field(&r, &num, &wire)) {
-    if (num == 1 && wire == 2) { /* sample_type: type, unit */
+    if (num == PB_PROFILE_SAMPLE_TYPE && wire == PB_WIRE_BYTES) {
       uint64_t f[5];
       int_fields(&r, f);
       if (pass == COUNT) d->ntypes++;
-      if (pass == STRINGS) d->type_pairs[2 * d->ti] = f[1], d->type_pairs[2 * d->ti + 1] = f[2], d->ti++;
-    } else if (num == 2 && wire == 2) {
+      if (pass == STRINGS)
+        d->type_pairs[2 * d->ti] = f[PB_VALUE_TYPE_TYPE], d->type_pairs[2 * d->ti + 1] = f[PB_VALUE_TYPE_UNIT], d->ti++;
+    } else if (num == PB_PROFILE_SAMPLE && wire == PB_WIRE_BYTES) {
       rd s = sub(&r);
       if (!r.bad) dec_sample(d, s, pass);
-    } else if (num == 4 && wire == 2) {
+    } else if (num == PB_PROFILE_LOCATION && wire == PB_WIRE_BYTES) {
       rd s = sub(&r);
       if (!r.bad) dec_location(d, s, pass);
-    } else if (num == 5 && wire == 2) {
+    } else if (num == PB_PROFILE_FUNCTION && wire == PB_WIRE_BYTES) {
       dec_function(d, &r, pass);
-    } else if (num == 6 && wire == 2) { /* string_table */
+    } else if (num == PB_PROFILE_STRING_TABLE && wire == PB_WIRE_BYTES) {
       rd s = sub(&r);
       if (pass == COUNT) d->nstrings++;
       if (pass == STRINGS) d->strs[2 * d->si] = (uint64_t)(s.p - d->data), d->strs[2 * d->si + 1] = (uint64_t)(s.end - s.p), d->si++;
-    } else if (num == 13) { /* comment: the first index */
+    } else if (num == PB_PROFILE_COMMENT) { /* the first index */
       rd v = ints_of(&r, wire);
       if (pass == STRINGS && v.p < v.end && d->comment == 0) d->comment = varint(&v);
-    } else if (num == 9 && wire == 0) {
+    } else if (num == PB_PROFILE_TIME_NANOS && wire == PB_WIRE_VARINT) {
       p->time_nanos = (int64_t)varint(&r);
-    } else if (num == 10 && wire == 0) {
+    } else if (num == PB_PROFILE_DURATION_NANOS && wire == PB_WIRE_VARINT) {
       p->duration_nanos = (int64_t)varint(&r);
-    } else if (num == 12 && wire == 0) {
+    } else if (num == PB_PROFILE_PERIOD && wire == PB_WIRE_VARINT) {
       p->period = (int64_t)varint(&r);
-    } else if (num == 14 && wire == 0) {
+    } else if (num == PB_PROFILE_DEFAULT_SAMPLE_TYPE && wire == PB_WIRE_VARINT) {
       d->default_type = varint(&r);
     } else {
       skip(&r, wire);
