@@ -172,6 +172,23 @@ static MT_NOINLINE void *mt_malloc_generic(mt_heap *heap, size_t size) {
 static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, uint8_t map);
 static MT_NOINLINE void mt_free_other(void *p, mt_segment *seg, mt_page *page, uint8_t map);
 
+/* The one local free, for the fast path and mt_free_slow: b onto its page's
+ * own list with its free mark (mark: mt__free_key, loaded by the caller),
+ * counted; the page changes queue when it empties or was full. */
+MT_INLINE void mt_push_local(mt_heap *heap, mt_page *page, mt_block *b, uintptr_t mark) {
+#if MT_HARDEN
+  b->freed = mark;
+  __asm__("" : "+m"(b->freed)); /* two plain stores: merged, they cost a vector shuffle */
+  mt_link_set(page, b, page->free);
+#else
+  (void)mark;
+  b->link = (uintptr_t)page->free;
+#endif
+  page->free = b;
+  mt_counter_add(&heap->nfree[page->cls], 1);
+  if (mt_unlikely((--page->used == 0) | page->in_full)) mt__page_empty_local(heap, page);
+}
+
 /* free fast path: segment map bit, page tag compare (the page index is a
  * constant shift: no segment header field is read, as the headers of all
  * segments share one cache set, 4 MiB apart),
@@ -191,21 +208,12 @@ void mt_free(void *p) {
         (!MT_HARDEN || mt_likely(mt_page_is_block(page, (uintptr_t)p - (uintptr_t)page->start)))) {
       mt_block *b = (mt_block *)p;
       mt_track_free(b, page->block_size);
-#if MT_HARDEN
       uintptr_t mark = mt__free_key;
-      if (mt_unlikely(b->freed == mark)) {
+      if (MT_HARDEN && mt_unlikely(b->freed == mark)) {
         mt_free_slow(p, seg, page, map);
         return;
       }
-      b->freed = mark;
-      __asm__("" : "+m"(b->freed)); /* two plain stores: merged, they cost a vector shuffle */
-      mt_link_set(page, b, page->free);
-#else
-      b->link = (uintptr_t)page->free;
-#endif
-      page->free = b;
-      mt_counter_add(&heap->nfree[page->cls], 1);
-      if (mt_unlikely((--page->used == 0) | page->in_full)) mt__page_empty_local(heap, page);
+      mt_push_local(heap, page, b, mark);
       return;
     }
     mt_free_other(p, seg, page, map);
@@ -361,11 +369,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
   }
   if (page->sampled) mt__prof_on_free(b);
   if (tag == (uintptr_t)heap) {
-    mt_link_set(page, b, page->free);
-    b->freed = mt__free_key;
-    page->free = b;
-    mt_counter_add(&heap->nfree[cls], 1);
-    if ((--page->used == 0) | page->in_full) mt__page_empty_local(heap, page);
+    mt_push_local(heap, page, b, mt__free_key);
     goto done;
   }
   /* Another thread's page (or an abandoned one): push onto its atomic list.

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "../base/common.h"
+#include "../sample/sample.h"
 
 #define MT_SEG_SHIFT 22
 #define MT_SEG_SIZE ((size_t)1 << MT_SEG_SHIFT) /* 4 MiB */
@@ -141,13 +142,9 @@ typedef struct mt_heap {
   mt_page *current[MT_NCLASSES];      /* current page per class */
   int64_t countdown;                  /* bytes until the next sample / bookkeeping event */
   int64_t countdown_set;              /* what countdown was set to */
-  int64_t prof_left;                  /* bytes until the next sample */
   int64_t keep_left;                  /* bytes until the next bookkeeping */
-  uint64_t prof_rng;                  /* sampling interval generator state */
+  mt_sample_thread sample;            /* the recorder's state for this thread (sample.h) */
   uint64_t key_rng;                   /* source of its pages' link keys (seeded from mt__free_key) */
-  int in_prof;                        /* 1 while the profiler runs on this thread */
-  struct mt_stack_cache *prof_cache;  /* recently unwound stacks (profiler memory) */
-  const char *prof_label;             /* region whose chunk is being allocated, or NULL */
   mt_page *scurrent[MT_NCLASSES];     /* current page of sampled blocks per class */
   _Atomic uint64_t nalloc[MT_CLASS_COUNT]; /* allocations by class (this thread) */
   _Atomic uint64_t nfree[MT_CLASS_COUNT];  /* frees by class, done by this thread */

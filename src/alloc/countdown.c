@@ -15,16 +15,16 @@
 
 static void mt_countdown_arm(mt_heap *heap) {
   int64_t next = heap->keep_left;
-  if (mt_load(&mt__prof_on) && heap->prof_left < next) next = heap->prof_left;
+  if (mt_load(&mt__prof_on) && heap->sample.left < next) next = heap->sample.left;
   if (next < 0) next = 0;
   heap->countdown = heap->countdown_set = next;
 }
 
 void mt__countdown_reset(mt_heap *heap) {
-  if (heap->prof_rng == 0) heap->prof_rng = 0x9e3779b97f4a7c15ULL ^ ((uintptr_t)heap * 0xff51afd7ed558ccdULL);
+  if (heap->sample.rng == 0) heap->sample.rng = 0x9e3779b97f4a7c15ULL ^ ((uintptr_t)heap * 0xff51afd7ed558ccdULL);
   heap->keep_left = MT_COUNTDOWN_BYTES;
-  heap->prof_left = mt__prof_next_interval(&heap->prof_rng);
-  heap->in_prof = 0;
+  heap->sample.left = mt__prof_next_interval(&heap->sample.rng);
+  heap->sample.busy = 0;
   mt_countdown_arm(heap);
 }
 
@@ -41,9 +41,9 @@ static void mt_bookkeeping(mt_heap *heap) {
   else if (now - heap->last_maintenance_ms >= every) mt__heap_maintain(heap, false);
   mt_tick_fn *tick = atomic_load_explicit(&mt_tick, memory_order_acquire);
   if (tick != NULL) {
-    heap->in_prof = 1; /* nothing the hook allocates is sampled */
+    heap->sample.busy = 1; /* nothing the hook allocates is sampled */
     tick(in_use);
-    heap->in_prof = 0;
+    heap->sample.busy = 0;
   }
 }
 
@@ -69,14 +69,14 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
   if (heap == &mt__heap_empty) return block;
   int64_t used = heap->countdown_set - heap->countdown;
   heap->keep_left -= used;
-  heap->prof_left -= used;
+  heap->sample.left -= used;
   if (heap->keep_left <= 0) {
     heap->keep_left = MT_COUNTDOWN_BYTES;
-    if (!heap->in_prof) mt_bookkeeping(heap);
+    if (!heap->sample.busy) mt_bookkeeping(heap);
   }
-  if (heap->prof_left <= 0 && mt_load(&mt__prof_on) && !heap->in_prof) {
-    heap->prof_left = mt__prof_next_interval(&heap->prof_rng);
-    heap->in_prof = 1;
+  if (heap->sample.left <= 0 && mt_load(&mt__prof_on) && !heap->sample.busy) {
+    heap->sample.left = mt__prof_next_interval(&heap->sample.rng);
+    heap->sample.busy = 1;
     size_t counted = page != NULL ? page->block_size : 0;
     if (page != NULL && page->cls < MT_NCLASSES && !page->sampled) {
       /* Give the block back (its link is intact) and take one from a page
@@ -108,9 +108,9 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
         if (hs != NULL) hs->pages[0].sampled = 1, counted = hs->huge_size;
       }
     }
-    if (heap->prof_cache == NULL) heap->prof_cache = mt__prof_cache_new();
-    mt__prof_record(block, size, counted, heap->tid, heap->prof_label, ip0, sp0, heap->prof_cache);
-    heap->in_prof = 0;
+    if (heap->sample.cache == NULL) heap->sample.cache = mt__prof_cache_new();
+    mt__prof_record(block, size, counted, heap->tid, heap->sample.label, ip0, sp0, heap->sample.cache);
+    heap->sample.busy = 0;
   }
   mt_countdown_arm(heap);
   return block;

@@ -107,7 +107,7 @@ mt_heap *mt__heap_for_thread(void) {
   pthread_mutex_unlock(&mt_heaps_mutex);
   if (heap == NULL) return NULL;
   mt_heap_reset(heap);
-  if (heap->prof_cache != NULL) memset(heap->prof_cache, 0, sizeof *heap->prof_cache); /* another thread's stack */
+  if (heap->sample.cache != NULL) memset(heap->sample.cache, 0, sizeof *heap->sample.cache); /* another thread's stack */
   mt_assert(!heap->alive && heap->segments == NULL);
   heap->tid = mt__os_thread_id();
   heap->alive = 1;
@@ -198,8 +198,8 @@ void mt__alloc_after_fork_child(void) {
 void *mt__malloc_labelled(size_t size, const char *label) {
   mt_heap *heap = mt__tls_heap;
   if (heap == &mt__heap_empty) heap = mt__heap_for_thread();
-  if (heap != NULL) heap->prof_label = label;
+  if (heap != NULL) heap->sample.label = label;
   void *p = mt_malloc(size);
-  if (heap != NULL) heap->prof_label = NULL;
+  if (heap != NULL) heap->sample.label = NULL;
   return p;
 }

@@ -100,8 +100,8 @@ static void mt_warn_unwritable(const char *path, int rc) {
  * not sampled. snap: a snapshot taken earlier (the peak's), or NULL. */
 static int mt_write_profile(const char *path, bool window, const char *kind, mt_prof_snapshot *taken) {
   mt_heap *heap = mt__tls_heap;
-  int saved_in_prof = heap->in_prof;
-  heap->in_prof = 1; /* nothing this thread allocates now is sampled */
+  int saved_in_prof = heap->sample.busy;
+  heap->sample.busy = 1; /* nothing this thread allocates now is sampled */
   mt_prof_snapshot snap;
   int rc = -1;
   if (taken != NULL) {
@@ -111,7 +111,7 @@ static int mt_write_profile(const char *path, bool window, const char *kind, mt_
     mt__prof_snapshot_free(&snap);
   }
   mt_warn_unwritable(path, rc);
-  heap->in_prof = saved_in_prof;
+  heap->sample.busy = saved_in_prof;
   return rc;
 }
 

@@ -48,6 +48,15 @@ typedef struct mt_prof_snapshot {
   size_t map_bytes;         /* size of the mapping holding the copy */
 } mt_prof_snapshot;
 
+/* The recorder's per-thread state; each thread heap holds one (alloc.h). */
+typedef struct mt_sample_thread {
+  int64_t left;                       /* bytes until the next sample */
+  uint64_t rng;                       /* sampling interval generator state */
+  int busy;                           /* 1 while the recorder (or a profile writer) runs on this thread */
+  struct mt_stack_cache *cache;       /* recently unwound stacks (recorder memory) */
+  const char *label;                  /* region whose chunk is being allocated, or NULL */
+} mt_sample_thread;
+
 MT_HIDDEN extern _Atomic int mt__prof_on;     /* sampling enabled */
 MT_HIDDEN extern double mt__prof_rate;         /* MEMTALLY_PROF_RATE as a double */
 
