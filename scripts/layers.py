@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """layers.py -- check that src/ includes only downward, and print the include graph by layer.
 
-The library is a stack of layers, one folder each (docs/internals.md, "Layers").
+The library is a stack of layers, one folder each (docs/design.md, "Layers").
 A file may include headers of its own layer and of the layers below it, plus
 the public header memtally.h; never a header of a layer above it. Files of one
 layer must not include each other in a cycle. The command's sources (tools/)
@@ -66,7 +66,7 @@ def main():
             rel = os.path.relpath(path, "src")
             me = layer_of(rel)
             if me is None:
-                bad.append(f"{path}: in no layer (add its folder to scripts/layers.py and docs/internals.md)")
+                bad.append(f"{path}: in no layer (add its folder to scripts/layers.py and docs/design.md)")
                 continue
             with open(os.path.join(root, path)) as fh:
                 text = fh.read()

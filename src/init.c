@@ -13,7 +13,7 @@
 #include "os/os.h"
 #include "profile/profile.h"
 #include "region/region.h"
-#include "write/stats.h"
+#include "write/stats_text.h"
 
 /* Referenced from override.c, so a program linked with the static library
  * gets this file (and its constructor) whenever it gets malloc. */

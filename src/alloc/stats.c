@@ -1,5 +1,5 @@
 /* stats.c -- counters summed on read and the peak of bytes in use (text, JSON and
- * Prometheus forms are the write layer's: write/stats.c, write/prometheus.c)
+ * Prometheus forms are the write layer's: write/stats_text.c, write/prometheus.c)
  *
  * Each heap counts allocations and frees per size class in flat arrays that
  * only its thread writes. Reading sums every heap in the registry. The peak

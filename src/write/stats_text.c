@@ -1,4 +1,4 @@
-/* stats.c -- the statistics as text (MEMTALLY_STATS, mt_stats_print) and JSON (mt_stats_json)
+/* stats_text.c -- the statistics as text (MEMTALLY_STATS, mt_stats_print) and JSON (mt_stats_json)
  *
  * Both read mt_stats_get; neither allocates from the heap: a stack buffer
  * and an output callback. At exit with MEMTALLY_PROF_OUT set, the JSON goes
@@ -10,7 +10,7 @@
 #include "../options/options.h"
 #include "../os/os.h"
 #include "memtally.h"
-#include "stats.h"
+#include "stats_text.h"
 
 /* ---- printing: a stack buffer and an output callback, never the heap ---- */
 

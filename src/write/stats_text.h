@@ -1,6 +1,6 @@
-/* stats.h -- the statistics written at exit (text to stderr, JSON beside the profiles) */
-#ifndef MT_WRITE_STATS_H
-#define MT_WRITE_STATS_H
+/* stats_text.h -- the statistics written at exit (text to stderr, JSON beside the profiles) */
+#ifndef MT_WRITE_STATS_TEXT_H
+#define MT_WRITE_STATS_TEXT_H
 
 #include "../base/common.h"
 
