@@ -6,6 +6,7 @@
  * takes, with no compression library behind it. */
 #define _GNU_SOURCE
 #include "buf.h"
+#include "pprof_fields.h"
 
 #include <string.h>
 
@@ -57,18 +58,18 @@ void mt__pb_key(mt_buf *b, unsigned field, unsigned wire) { mt__pb_varint(b, ((u
 
 void mt__pb_uint(mt_buf *b, unsigned field, uint64_t v) {
   if (v == 0) return;
-  mt__pb_key(b, field, 0);
+  mt__pb_key(b, field, PB_WIRE_VARINT);
   mt__pb_varint(b, v);
 }
 
 void mt__pb_int(mt_buf *b, unsigned field, int64_t v) {
   if (v == 0) return;
-  mt__pb_key(b, field, 0);
+  mt__pb_key(b, field, PB_WIRE_VARINT);
   mt__pb_varint(b, (uint64_t)v);
 }
 
 void mt__pb_bytes(mt_buf *b, unsigned field, const void *p, size_t n) {
-  mt__pb_key(b, field, 2);
+  mt__pb_key(b, field, PB_WIRE_BYTES);
   mt__pb_varint(b, n);
   mt__buf_put(b, p, n);
 }
@@ -83,7 +84,7 @@ void mt__pb_packed(mt_buf *b, unsigned field, const uint64_t *v, size_t n) {
       x >>= 7;
     } while (x);
   }
-  mt__pb_key(b, field, 2);
+  mt__pb_key(b, field, PB_WIRE_BYTES);
   mt__pb_varint(b, bytes);
   for (size_t i = 0; i < n; i++) mt__pb_varint(b, v[i]);
 }
