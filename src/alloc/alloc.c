@@ -387,6 +387,8 @@ done:
 }
 
 void mt_free_sized(void *p, size_t size) {
+  /* a sized delete must name the size the block was allocated with */
+  mt_assert_api(p == NULL || size <= mt_usable_size(p));
   (void)size;
   mt_free(p);
 }

@@ -345,6 +345,8 @@ void *mt_region_realloc(mt_region *r, void *p, size_t old_size, size_t new_size)
     return NULL;
   }
   if (new_size == 0) new_size = 1;
+  /* old_size is the block's size: for the last block, it ends where the bump pointer is */
+  mt_assert_api((uint8_t *)p != r->last || (uint8_t *)p + old_size <= r->cur);
   if ((uint8_t *)p == r->last && (uint8_t *)p + new_size <= r->end) { /* the last block: in place */
     r->cur = (uint8_t *)p + new_size;
     r->requested_plain += new_size - old_size;
