@@ -297,7 +297,11 @@ MT_HIDDEN mt_segment *mt__segment_adopt(mt_heap *heap); /* an abandoned segment,
 MT_HIDDEN int mt__segment_span_extend(mt_segment *seg, mt_page *page, unsigned slots);
 MT_HIDDEN void mt__segment_span_free(mt_heap *heap, mt_segment *seg, mt_page *page);
 MT_HIDDEN void mt__segment_purge(mt_segment *seg, uint64_t now, uint64_t delay, bool force);
-MT_HIDDEN void mt__segment_release(mt_segment *seg); /* empty segment: cache or unmap */
+MT_HIDDEN void mt__segment_release(mt_segment *seg); /* empty segment: reserve, cache or unmap */
+/* The reserve segment (segment.c): made if missing (a heap is being set up,
+ * or address space came back); whether it is missing (a relaxed look). */
+MT_HIDDEN void mt__segment_reserve_fill(void);
+MT_HIDDEN bool mt__segment_reserve_missing(void);
 MT_HIDDEN void mt__segment_abandon_heap(mt_heap *heap);
 MT_HIDDEN void mt__segment_sweep_abandoned(bool force);
 MT_HIDDEN void mt__segment_cache_maintain(uint64_t now, bool force);

@@ -107,6 +107,7 @@ mt_heap *mt__heap_for_thread(void) {
   pthread_mutex_unlock(&mt_heaps_mutex);
   if (heap == NULL) return NULL;
   mt_heap_reset(heap);
+  mt__segment_reserve_fill(); /* while there is address space: see mt_seg_reserve */
   if (heap->sample.cache != NULL) memset(heap->sample.cache, 0, sizeof *heap->sample.cache); /* another thread's stack */
   mt_assert(!heap->alive && heap->segments == NULL);
   heap->tid = mt__os_thread_id();

@@ -179,6 +179,7 @@ void mt__huge_free(mt_heap *heap, mt_segment *seg) {
     pthread_mutex_unlock(&mt_huge_lock);
   }
   mt_huge_unmap(seg);
+  if (mt_unlikely(mt__segment_reserve_missing())) mt__segment_reserve_fill(); /* address space came back */
 }
 
 void *mt__huge_realloc(mt_heap *heap, mt_segment *seg, size_t size) {

@@ -18,6 +18,12 @@ _Atomic uint64_t mt__segmap[MT_SEGMAP_WORDS];
 
 static pthread_mutex_t mt_seg_lock = PTHREAD_MUTEX_INITIALIZER;
 static mt_segment *mt_seg_cache;     /* empty segments, newest first */
+/* One empty segment held back for a heap that has no room and cannot map a
+ * segment (large blocks of other threads took the address space, under
+ * RLIMIT_AS): its small requests still succeed. Made when a heap is set up,
+ * refilled from a released segment or after a huge block is unmapped.
+ * Costs 4 MiB of address space and the header's few resident pages. */
+static mt_segment *_Atomic mt_seg_reserve; /* written under mt_seg_lock, looked at without */
 static size_t mt_seg_cache_count;
 static mt_segment *mt_seg_abandoned; /* segments whose thread exited */
 static _Atomic uint64_t mt_seg_count;
@@ -42,6 +48,7 @@ void mt__segment_after_fork(void) {
     mt_seg_cache = NULL;
     mt_seg_cache_count = 0;
     mt_seg_abandoned = NULL;
+    mt_store(&mt_seg_reserve, NULL);
   }
 }
 
@@ -179,10 +186,31 @@ static mt_segment *mt_segment_fresh(mt_heap *heap) {
   }
   pthread_mutex_unlock(&mt_seg_lock);
   if (seg == NULL) seg = mt_segment_new();
+  if (seg == NULL) { /* no address space: the reserve, if it is there */
+    pthread_mutex_lock(&mt_seg_lock);
+    seg = mt_load(&mt_seg_reserve);
+    mt_store(&mt_seg_reserve, NULL);
+    pthread_mutex_unlock(&mt_seg_lock);
+  }
   if (seg == NULL) return NULL;
   mt_heap_link_segment(heap, seg);
   return seg;
 }
+
+void mt__segment_reserve_fill(void) {
+  if (mt_load(&mt_seg_reserve) != NULL) return; /* checked again under the lock */
+  mt_segment *seg = mt_segment_new();
+  if (seg == NULL) return;
+  pthread_mutex_lock(&mt_seg_lock);
+  if (mt_load(&mt_seg_reserve) == NULL) {
+    mt_store(&mt_seg_reserve, seg);
+    seg = NULL;
+  }
+  pthread_mutex_unlock(&mt_seg_lock);
+  if (seg != NULL) mt__segment_release(seg); /* another thread filled it meanwhile */
+}
+
+bool mt__segment_reserve_missing(void) { return mt_load(&mt_seg_reserve) == NULL; }
 
 /* First slot of a run of `slots` free slots in mask, or -1. */
 static int mt_find_run(uint64_t mask, unsigned slots) {
@@ -297,6 +325,12 @@ void mt__segment_release(mt_segment *seg) {
   seg->heap = NULL;
   seg->cached_at = mt__os_now_ms();
   pthread_mutex_lock(&mt_seg_lock);
+  if (mt_load(&mt_seg_reserve) == NULL) {
+    seg->next = NULL;
+    mt_store(&mt_seg_reserve, seg);
+    pthread_mutex_unlock(&mt_seg_lock);
+    return;
+  }
   if (mt_seg_cache_count < (size_t)mt__opt[MT_OPT_SEGMENT_CACHE] && mt__opt[MT_OPT_PURGE_DELAY] != 0 &&
       !mt_load(&mt__os_over_limit)) {
     seg->next = mt_seg_cache;
