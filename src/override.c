@@ -9,6 +9,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stddef.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "base/common.h"
 #include "init.h"
@@ -32,6 +34,21 @@ MT_EXPORT void *valloc(size_t n) { return mt_valloc(n); }
 MT_EXPORT void *pvalloc(size_t n) { return mt_pvalloc(n); }
 MT_EXPORT size_t malloc_usable_size(void *p) { return mt_usable_size(p); }
 MT_EXPORT void cfree(void *p) { mt_free(p); }
+
+/* _exit and _Exit skip atexit handlers and destructors, so a process ending
+ * through them (a shell's forked child, dash's sh -c) would leave no exit
+ * profile: write it here, then end the process as they do. */
+__attribute__((noreturn)) static void mt_exit_group(int status) {
+  for (;;) syscall(SYS_exit_group, status);
+}
+MT_EXPORT __attribute__((noreturn)) void _exit(int status) {
+  mt__process_exit_now();
+  mt_exit_group(status);
+}
+MT_EXPORT __attribute__((noreturn)) void _Exit(int status) {
+  mt__process_exit_now();
+  mt_exit_group(status);
+}
 MT_EXPORT int malloc_trim(size_t pad) {
   (void)pad;
   mt_collect();

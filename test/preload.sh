@@ -77,6 +77,40 @@ gcc)
   run "$work/hello" || fail "compiled program failed"
   expect_out "compiled 500500"
   ;;
+redis)
+  # a service that rewrites its argv and environment (setproctitle), under memtally run,
+  # driven by redis-cli and redis-benchmark, shut down cleanly: its files are in --out
+  command -v redis-server >/dev/null || fail "redis-server is not installed (make check installs it)"
+  tool=$bindir/../memtally
+  port=$((20000 + $$ % 20000))
+  cd "$work" || exit 1
+  "$tool" run --out "$work/prof" -- redis-server --port $port --save "" --appendonly no \
+    --bind 127.0.0.1 >"$work/out" 2>"$err" &
+  runpid=$!
+  for _ in $(seq 100); do redis-cli -p $port ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+  redis-cli -p $port ping 2>/dev/null | grep -q PONG || fail "redis-server did not answer on $port"
+  for i in $(seq 300); do echo "SET key$i value$i"; done | redis-cli -p $port >/dev/null
+  [ "$(redis-cli -p $port get key77)" = value77 ] || fail "GET key77"
+  redis-benchmark -p $port -n 5000 -q -t set,get,lpush >/dev/null 2>&1 || fail "redis-benchmark"
+  redis-cli -p $port shutdown nosave >/dev/null 2>&1
+  wait $runpid || fail "memtally run exited $? after a clean shutdown"
+  ls "$work"/prof/prof.redis-server.*.exit.pb.gz >/dev/null 2>&1 || fail "no redis-server exit profile in --out"
+  ! ls -a "$work" | grep -q 'pb\.gz$' || fail "a profile was written in the working directory"
+  grep -q "the process that allocated most: redis-server" "$work/out" || fail "run did not summarize redis-server"
+  grep -q "did not reach\|no profile from" "$work/out" && fail "run says the server ended without a profile"
+  ;;
+gcc_processes)
+  # one command, many processes (the driver, cc1, as, collect2, ld): each its own files,
+  # named by program; the summary is cc1's, the one that allocated most
+  tool=$bindir/../memtally
+  printf 'int f%d(int x) { return x * %d; }\n' $(seq 1 400 | awk '{print $1, $1}') >"$work/big.c"
+  "$tool" run --out "$work/prof" -- gcc -O2 -c "$work/big.c" -o "$work/big.o" >"$work/out" 2>"$err" ||
+    fail "memtally run gcc"
+  ls "$work"/prof/prof.cc1.*.exit.pb.gz >/dev/null 2>&1 || fail "no cc1 profile"
+  ls "$work"/prof/prof.gcc.*.exit.pb.gz >/dev/null 2>&1 || fail "no gcc driver profile"
+  grep -q "the process that allocated most: cc1 " "$work/out" || fail "the summary is not cc1's"
+  grep -q "other process" "$work/out" || fail "the other processes are not counted"
+  ;;
 perl)
   run perl "$here/programs/churn.pl" || fail "exit status $?"
   expect_out "100000 99997 1348455 200 key001156 key099214"

@@ -259,13 +259,27 @@ elif CASE == "region":
 elif CASE == "run":
     out = os.path.join(work, "profiles")
     p = tool("run", "--out", out, "--", "sh", "-c", "exit 3", expect=3)
-    check("profiles in" in p.stdout, "run says where the profiles went")
+    check("files in" in p.stdout, "run says where the profiles went")
+    # dash ends sh -c with _exit: its files are written all the same, named PREFIX.PROGRAM.PID.KIND
+    # with PROGRAM as it was started (argv[0])
+    check(len(glob.glob(os.path.join(out, "prof.sh.*.exit.pb.gz"))) == 1, "sh (dash) wrote an exit profile")
+    check(re.search(r"prof\.\S+\.\d+\.exit\.pb\.gz\s+\d+(\.\d)? (B|KiB)", p.stdout) is not None,
+          "the files are listed with their sizes")
     target = os.path.join(BUILD, "test", "prof_target")
     out2 = os.path.join(work, "profiles2")
     p = tool("run", "--rate", "65536", "--out", out2, "--", target, "fork")
-    check(len(glob.glob(os.path.join(out2, "prof.*.exit.pb.gz"))) == 2, "the program and its child wrote profiles")
-    check(re.search(r"^\s+1\s+site_big_freed", p.stdout, re.M) is not None, "top 10 of the exit profile printed")
-    check("memtally statistics" in p.stdout and "in use" in p.stdout, "and the program's statistics")
+    exits = sorted(glob.glob(os.path.join(out2, "prof.prof_target.*.exit.pb.gz")))
+    check(len(exits) == 2, "the program and its child wrote profiles")
+    # the child allocates 200 MiB, the parent 128 MiB: the child is summarized, the parent counted
+    child = p.stdout.split("child ")[1].split()[0] if "child " in p.stdout else "?"
+    check(f"the process that allocated most: prof_target {child}" in p.stdout and "1 other process" in p.stdout,
+          "run summarizes the process that allocated most and counts the other")
+    check(re.search(r"^\s+1\s+child_site", p.stdout, re.M) is not None, "top 10 of its exit profile printed")
+    check("memtally statistics" in p.stdout and "in use" in p.stdout, "and its statistics")
+    for f in exits:
+        c = subprocess.run(["go", "tool", "pprof", "-comments", f], capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, HOME=work))
+        check(f"cmd: {target} fork" in c.stdout, f"the command line is a comment of {os.path.basename(f)}")
     dumps = glob.glob(os.path.join(out2, "prof.*.stats.json"))
     check(len(dumps) == 2, "each process wrote its statistics dump")
     if dumps:
@@ -273,6 +287,13 @@ elif CASE == "run":
         check("allocated" in s.stdout and "committed" in s.stdout, "memtally stats prints a dump")
     s = tool("stats", os.path.join(out2, [f for f in os.listdir(out2) if f.endswith(".pb.gz")][0]), expect=2)
     check(s.stderr.startswith("memtally: ") and "not a memtally statistics dump" in s.stderr, "stats rejects a profile")
+    # a profile with nothing in use at its end: report and flame fall back to alloc_space and say so
+    r = tool("report", exits[0])
+    check("alloc_space by function" in r.stdout and "nothing sampled was in use" in r.stderr,
+          "report falls back to alloc_space with a note when nothing is in use")
+    html = os.path.join(work, "f.html")
+    r = tool("flame", exits[0], "-o", html)
+    check("nothing sampled was in use" in r.stderr and os.path.getsize(html) > 1000, "flame does too")
 else:
     print("unknown case", CASE)
     sys.exit(2)

@@ -31,7 +31,9 @@ def run(mode, env_extra, *args, expect=0):
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     env.update({"MEMTALLY_PROF_OUT": prefix})
-    env.update(env_extra)
+    env.update({k: v for k, v in env_extra.items() if v is not None})
+    for k in [k for k, v in env_extra.items() if v is None]:
+        env.pop(k, None)
     p = subprocess.run([TARGET, mode] + list(args), env=env, capture_output=True, text=True, timeout=300)
     if p.returncode != expect:
         print(p.stdout, p.stderr)
@@ -236,6 +238,18 @@ elif CASE == "signal":
     if path:
         got, _ = read_raw(path)
         check("site_big_freed" in got, "signal profile has the allocations so far")
+    # MEMTALLY_PROF_SIGNAL chooses the signal (a name or a number)
+    for name in ("USR1", "SIGUSR1", "10"):
+        for f in glob.glob(prefix + ".*.signal.*"):
+            os.unlink(f)
+        p = run("signal", {"MEMTALLY_PROF_SIGNAL": name}, str(int(signal.SIGUSR1)))
+        check("written" in p.stdout, f"MEMTALLY_PROF_SIGNAL={name}: SIGUSR1 writes the profile")
+    # 0: no handler, so SIGUSR2 does what it does without memtally: the process ends
+    run("signal", {"MEMTALLY_PROF_SIGNAL": "0"}, str(int(signal.SIGUSR2)), expect=-int(signal.SIGUSR2))
+    # without MEMTALLY_PROF_OUT no handler is installed either
+    run("signal", {"MEMTALLY_PROF_OUT": None}, str(int(signal.SIGUSR2)), expect=-int(signal.SIGUSR2))
+    p = run("signal", {"MEMTALLY_PROF_SIGNAL": "SIGNOPE"}, str(int(signal.SIGUSR2)))
+    check("invalid value 'SIGNOPE' for MEMTALLY_PROF_SIGNAL" in p.stderr, "an unknown signal name warns")
 elif CASE == "window":
     run("window", {"MEMTALLY_PROF_INTERVAL": "1"})
     w0, w1 = one("prof.*.window.0.pb.gz"), one("prof.*.window.1.pb.gz")
@@ -291,7 +305,7 @@ elif CASE == "files":
     os.close(r)
     planted = []
     for kind in ("exit.pb.gz", "stats.json"):
-        final = f"{prefix}.{pid}.{kind}"
+        final = f"{prefix}.prof_target.{pid}.{kind}"
         for name in (final, f"{final}.tmp.{pid}"):
             os.symlink(victim, name)
             planted.append(name)
@@ -301,9 +315,9 @@ elif CASE == "files":
     check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"target ran with links planted: {status}")
     with open(victim) as f:
         check(f.read() == "precious\n", "the link target is unchanged")
-    stats = f"{prefix}.{pid}.stats.json"
+    stats = f"{prefix}.prof_target.{pid}.stats.json"
     check(os.path.isfile(stats) and not os.path.islink(stats), "the statistics replaced the link at their name")
-    final = f"{prefix}.{pid}.exit.pb.gz"
+    final = f"{prefix}.prof_target.{pid}.exit.pb.gz"
     check(os.path.isfile(final) and not os.path.islink(final), "the profile replaced the link at its name")
     if os.path.isfile(final):
         check(os.stat(final).st_mode & 0o777 == 0o600, f"profile mode {oct(os.stat(final).st_mode & 0o777)}")

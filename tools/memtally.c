@@ -4,6 +4,7 @@
  * the tool's own pprof reader (profile.c). Every failure is one line on
  * stderr and exit status 2; `run` passes the program's exit status on. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -275,6 +276,162 @@ static int find_library(char *out, size_t cap) {
   return -1;
 }
 
+/* A file the library wrote: prof.PROGRAM.PID.KIND[.N].pb.gz or
+ * prof.PROGRAM.PID.stats.json (PROGRAM may hold dots: read from the right). */
+typedef struct run_file {
+  char name[256];
+  char program[80];
+  int pid;
+  char kind[16]; /* exit, window, peak, signal, dump, stats */
+  long long size;
+} run_file;
+
+static int parse_run_file(const char *name, run_file *f) {
+  size_t n = strlen(name);
+  if (strncmp(name, "prof.", 5) != 0 || n >= sizeof f->name) return -1;
+  char tmp[256];
+  memcpy(tmp, name + 5, n - 4);
+  char *tok[16];
+  int nt = 0;
+  for (char *p = strtok(tmp, "."); p && nt < 16; p = strtok(NULL, ".")) tok[nt++] = p;
+  int k; /* index of the kind */
+  if (nt >= 4 && strcmp(tok[nt - 1], "json") == 0 && strcmp(tok[nt - 2], "stats") == 0) k = nt - 2;
+  else if (nt >= 5 && strcmp(tok[nt - 1], "gz") == 0 && strcmp(tok[nt - 2], "pb") == 0)
+    k = isdigit((unsigned char)tok[nt - 3][0]) ? nt - 4 : nt - 3;
+  else return -1;
+  if (k < 2 || !isdigit((unsigned char)tok[k - 1][0])) return -1;
+  memset(f, 0, sizeof *f);
+  memcpy(f->name, name, n + 1);
+  snprintf(f->kind, sizeof f->kind, "%s", tok[k]);
+  f->pid = atoi(tok[k - 1]);
+  size_t at = 0;
+  for (int i = 0; i < k - 1; i++) at += (size_t)snprintf(f->program + at, sizeof f->program - at, "%s%s", i ? "." : "", tok[i]);
+  return 0;
+}
+
+static int run_file_cmp(const void *a, const void *b) {
+  const run_file *x = a, *y = b;
+  int c = strcmp(x->program, y->program);
+  if (c) return c;
+  if (x->pid != y->pid) return x->pid < y->pid ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+static void human_size(char *buf, size_t cap, double v) {
+  const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (v >= 1024 && i < 4) v /= 1024, i++;
+  if (i == 0) snprintf(buf, cap, "%.0f B", v);
+  else snprintf(buf, cap, "%.1f %s", v, u[i]);
+}
+
+/* After a run: every file sorted with its size; the process that allocated
+ * most (by its statistics), summarized; the others counted; processes with
+ * statistics but no exit profile named. */
+static void summarize_run(const char *dir, int child, int status) {
+  static run_file files[4096];
+  size_t nf = 0;
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL && nf < sizeof files / sizeof files[0]) {
+    if (parse_run_file(e->d_name, &files[nf]) != 0) continue;
+    char path[PATH_MAX + 300];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    files[nf].size = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+    nf++;
+  }
+  if (d) closedir(d);
+  qsort(files, nf, sizeof files[0], run_file_cmp);
+  printf("\nmemtally: %zu files in %s:\n", nf, dir);
+  const size_t shown = nf > 40 ? 36 : nf; /* a build of many processes: the first ones, then a count */
+  long long rest = 0;
+  for (size_t i = 0; i < nf; i++) {
+    char sz[32];
+    if (i >= shown) {
+      rest += files[i].size > 0 ? files[i].size : 0;
+      continue;
+    }
+    human_size(sz, sizeof sz, (double)files[i].size);
+    printf("  %-60s %10s\n", files[i].name, sz);
+  }
+  if (shown < nf) {
+    char sz[32];
+    human_size(sz, sizeof sz, (double)rest);
+    printf("  ... and %zu more files (%s; ls %s)\n", nf - shown, sz, dir);
+  }
+  /* the processes: the one whose exit profile allocated most is summarized
+   * (by the profile: a forked child's statistics include its parent's
+   * counters from before the fork, its profile starts empty) */
+  int best = -1, nproc = 0;
+  double best_bytes = -1;
+  for (size_t i = 0; i < nf; i++) {
+    if (strcmp(files[i].kind, "exit") != 0) continue;
+    nproc++;
+    char path[PATH_MAX + 300], err[256];
+    snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+    mtt_profile p;
+    if (mtt_profile_read(path, &p, err, sizeof err) != 0) continue;
+    int t = mtt_profile_type(&p, "alloc_space");
+    double b = t >= 0 ? mtt_type_total(&p, t) : 0;
+    mtt_profile_free(&p);
+    if (b > best_bytes || (b == best_bytes && files[i].pid == child)) best = (int)i, best_bytes = b;
+  }
+  for (size_t i = 0; i < nf; i++) { /* statistics without an exit profile: say so */
+    if (strcmp(files[i].kind, "stats") != 0) continue;
+    int has_exit = 0;
+    for (size_t j = 0; j < nf; j++)
+      has_exit |= files[j].pid == files[i].pid && strcmp(files[j].kind, "exit") == 0;
+    if (!has_exit) printf("  (process %s %d wrote statistics but no exit profile)\n", files[i].program, files[i].pid);
+  }
+  if (best < 0) {
+    if (WIFSIGNALED(status))
+      printf("(no profile from process %d: it was killed by signal %d)\n", child, WTERMSIG(status));
+    else
+      printf("(no profile from process %d: it did not reach the library's exit handler, or it was not "
+             "dynamically linked)\n", child);
+    return;
+  }
+  char exitprof[PATH_MAX + 300], statsfile[PATH_MAX + 300], amount[32];
+  snprintf(exitprof, sizeof exitprof, "%s/%s", dir, files[best].name);
+  snprintf(statsfile, sizeof statsfile, "%s/prof.%s.%d.stats.json", dir, files[best].program, files[best].pid);
+  human_size(amount, sizeof amount, best_bytes);
+  printf("\nmemtally: the process that allocated most: %s %d (%s sampled allocations)", files[best].program,
+         files[best].pid, amount);
+  if (nproc > 1) printf("; %d other process%s wrote profiles too", nproc - 1, nproc - 1 == 1 ? "" : "es");
+  printf("\n");
+  if (access(exitprof, R_OK) == 0) {
+    mtt_profile p;
+    char err[256];
+    if (mtt_profile_read(exitprof, &p, err, sizeof err) == 0) {
+      mtt_options o = {0};
+      o.top = 10;
+      const char *kinds[2] = {"alloc_space", "inuse_space"};
+      for (int k = 0; k < 2; k++) {
+        o.sample = kinds[k];
+        printf("\n");
+        int t = mtt_profile_type(&p, kinds[k]);
+        if (k == 0 && t >= 0 && mtt_type_total(&p, t) == 0) {
+          printf("alloc_space: no allocation was sampled (--rate 1 records every one)\n");
+          break;
+        }
+        if (k == 1 && t >= 0 && mtt_type_total(&p, t) == 0) {
+          printf("inuse_space: nothing sampled was in use at exit (the allocations are above)\n");
+          break;
+        }
+        if (mtt_report(&p, &o, stdout, err, sizeof err) != 0) break;
+      }
+      mtt_profile_free(&p);
+    } else {
+      fprintf(stderr, "memtally: %s: %s\n", exitprof, err);
+    }
+  }
+  char err[256];
+  if (access(statsfile, R_OK) != 0) return;
+  printf("\n");
+  if (mtt_stats_print(statsfile, stdout, err, sizeof err) != 0) fprintf(stderr, "memtally: %s: %s\n", statsfile, err);
+}
+
 static int cmd_run(int argc, char **argv) {
   const char *rate = NULL, *interval = NULL, *outdir = "memtally-profiles";
   int peak = 0, i = 0;
@@ -331,39 +488,7 @@ static int cmd_run(int argc, char **argv) {
   }
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   unsetenv("LD_PRELOAD");
-  printf("\nmemtally: profiles in %s:\n", dir);
-  DIR *d = opendir(dir);
-  struct dirent *e;
-  while (d && (e = readdir(d)) != NULL)
-    if (strncmp(e->d_name, "prof.", 5) == 0) printf("  %s\n", e->d_name);
-  if (d) closedir(d);
-  char exitprof[PATH_MAX + 64];
-  snprintf(exitprof, sizeof exitprof, "%s.%d.exit.pb.gz", prefix, (int)pid);
-  if (access(exitprof, R_OK) == 0) {
-    mtt_profile p;
-    char err[256];
-    if (mtt_profile_read(exitprof, &p, err, sizeof err) == 0) {
-      mtt_options o = {0};
-      o.top = 10;
-      const char *kinds[2] = {"alloc_space", "inuse_space"};
-      for (int k = 0; k < 2; k++) {
-        o.sample = kinds[k];
-        printf("\n");
-        if (mtt_report(&p, &o, stdout, err, sizeof err) != 0) break;
-      }
-      mtt_profile_free(&p);
-    } else {
-      fprintf(stderr, "memtally: %s: %s\n", exitprof, err);
-    }
-  } else {
-    printf("(no exit profile from process %d: it did not exit normally)\n", (int)pid);
-  }
-  char statsfile[PATH_MAX + 64], err[256];
-  snprintf(statsfile, sizeof statsfile, "%s.%d.stats.json", prefix, (int)pid);
-  if (access(statsfile, R_OK) == 0) {
-    printf("\n");
-    if (mtt_stats_print(statsfile, stdout, err, sizeof err) != 0) fprintf(stderr, "memtally: %s: %s\n", statsfile, err);
-  }
+  summarize_run(dir, (int)pid, status);
   return code;
 }
 

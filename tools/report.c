@@ -136,6 +136,12 @@ static const char *frame_name(const mtt_profile *p, const mtt_location *l, char 
   return buf;
 }
 
+double mtt_type_total(const mtt_profile *p, int type) {
+  double t = 0;
+  for (size_t s = 0; s < p->nsamples; s++) t += (double)mtt_value(&p->samples[s], type);
+  return t;
+}
+
 int mtt_pick_type(const mtt_profile *p, const mtt_options *o, int *value, int *objects, char *err, size_t errlen) {
   const char *want = o->sample;
   int v = -1;
@@ -148,6 +154,15 @@ int mtt_pick_type(const mtt_profile *p, const mtt_options *o, int *value, int *o
   } else {
     v = p->default_type >= 0 ? p->default_type : mtt_profile_type(p, "inuse_space");
     if (v < 0) v = (int)p->ntypes - 1;
+    /* A program that holds nothing at its end (python, sqlite at exit): an
+     * empty in-use view says nothing; show what was allocated, and say so. */
+    int alloc = mtt_profile_type(p, "alloc_space");
+    if (strncmp(p->type_names[v], "inuse", 5) == 0 && alloc >= 0 && mtt_type_total(p, v) == 0 &&
+        mtt_type_total(p, alloc) > 0) {
+      fprintf(stderr, "memtally: nothing sampled was in use when this profile was written; showing alloc_space "
+                      "(--sample %s to insist)\n", p->type_names[v]);
+      v = alloc;
+    }
   }
   const char *name = p->type_names[v];
   int obj = -1;

@@ -22,5 +22,7 @@ int mtt_diff(const mtt_profile *base, const mtt_profile *cur, const mtt_options 
 int mtt_flame(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, size_t errlen);
 /* Resolve o->sample to a type index of p (and its object-count companion). */
 int mtt_pick_type(const mtt_profile *p, const mtt_options *o, int *value, int *objects, char *err, size_t errlen);
+/* The sum of one sample type over the profile. */
+double mtt_type_total(const mtt_profile *p, int type);
 
 #endif

@@ -34,6 +34,17 @@ static void human(char *buf, size_t cap, double v) {
   else snprintf(buf, cap, "%.1f %s", v, u[i]);
 }
 
+int mtt_stats_field(const char *path, const char *name, unsigned long long *out) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  char text[65536];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = 0;
+  if (strncmp(text, "{\"version\":", 11) != 0) return -1;
+  return number_after(text, name, out);
+}
+
 int mtt_stats_print(const char *path, FILE *out, char *err, size_t errlen) {
   FILE *f = fopen(path, "r");
   if (f == NULL) {

@@ -7,5 +7,7 @@
 
 /* 0, or 2 with a one-line reason in err. */
 int mtt_stats_print(const char *path, FILE *out, char *err, size_t errlen);
+/* One number of a statistics dump (bytes_allocated, ...): 0 and *out, or -1. */
+int mtt_stats_field(const char *path, const char *name, unsigned long long *out);
 
 #endif

@@ -348,5 +348,9 @@ MT_HIDDEN uint64_t mt__stats_note_peak(void); /* returns bytes in use */
 MT_HIDDEN void mt__alloc_after_fork_child(void);
 
 #define MT_COUNTDOWN_BYTES ((int64_t)4 << 20) /* bytes a thread allocates between bookkeeping */
+#define MT_COUNTDOWN_BYTES_PEAK ((int64_t)1 << 20) /* the same while peak profiles are written */
+/* The bookkeeping interval in use: MT_COUNTDOWN_BYTES, or _PEAK with
+ * MEMTALLY_PROF_PEAK (the peak of bytes in use is seen 4 times closer). */
+MT_HIDDEN int64_t mt__countdown_bytes(void);
 
 #endif

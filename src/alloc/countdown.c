@@ -22,10 +22,15 @@ static void mt_countdown_arm(mt_heap *heap) {
 
 void mt__countdown_reset(mt_heap *heap) {
   if (heap->sample.rng == 0) heap->sample.rng = 0x9e3779b97f4a7c15ULL ^ ((uintptr_t)heap * 0xff51afd7ed558ccdULL);
-  heap->keep_left = MT_COUNTDOWN_BYTES;
+  heap->keep_left = mt__countdown_bytes();
   heap->sample.left = mt__prof_next_interval(&heap->sample.rng);
   heap->sample.busy = 0;
   mt_countdown_arm(heap);
+}
+
+int64_t mt__countdown_bytes(void) {
+  return mt__opt[MT_OPT_PROF_PEAK] && mt__opt_str[MT_OPT_PROF_OUT] != NULL ? MT_COUNTDOWN_BYTES_PEAK
+                                                                           : MT_COUNTDOWN_BYTES;
 }
 
 static mt_tick_fn *_Atomic mt_tick;
@@ -71,7 +76,7 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
   heap->keep_left -= used;
   heap->sample.left -= used;
   if (heap->keep_left <= 0) {
-    heap->keep_left = MT_COUNTDOWN_BYTES;
+    heap->keep_left = mt__countdown_bytes();
     if (!heap->sample.busy) mt_bookkeeping(heap);
   }
   if (heap->sample.left <= 0 && mt_load(&mt__prof_on) && !heap->sample.busy) {

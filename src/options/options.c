@@ -11,7 +11,7 @@
 #include "memtally.h"
 #include "../os/os.h"
 
-typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE, MT_KIND_MODE, MT_KIND_TEXT, MT_KIND_PERM } mt_option_kind;
+typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE, MT_KIND_MODE, MT_KIND_TEXT, MT_KIND_PERM, MT_KIND_SIGNAL } mt_option_kind;
 
 typedef struct mt_option_desc {
   const char *name;
@@ -50,19 +50,22 @@ static const mt_option_desc mt_options[MT_OPT_COUNT] = {
     [MT_OPT_PROF_RATE] = {"MEMTALLY_PROF_RATE", MT_KIND_SIZE, 512 * 1024, 1, 1LL << 40, "512K",
                           "Mean bytes allocated between two samples; 1 records every allocation exactly."},
     [MT_OPT_PROF_OUT] = {"MEMTALLY_PROF_OUT", MT_KIND_TEXT, 0, 0, 0, "(unset)",
-                         "Path prefix for profiles: PREFIX.PID.exit.pb.gz at exit, and the interval, peak and signal profiles; also installs the SIGUSR2 handler."},
+                         "Path prefix for profiles: PREFIX.PROGRAM.PID.exit.pb.gz at exit, and the interval, peak and signal profiles; also installs the MEMTALLY_PROF_SIGNAL handler."},
     [MT_OPT_PROF_INTERVAL] = {"MEMTALLY_PROF_INTERVAL", MT_KIND_INT, 0, 0, 86400 * 365, "0",
-                              "Seconds between window profiles PREFIX.PID.window.N.pb.gz (allocations of that window, in-use at its end); 0: none."},
+                              "Seconds between window profiles PREFIX.PROGRAM.PID.window.N.pb.gz (allocations of that window, in-use at its end); 0: none."},
     [MT_OPT_PROF_PEAK] = {"MEMTALLY_PROF_PEAK", MT_KIND_BOOL, 0, 0, 1, "0",
-                          "Write PREFIX.PID.peak.pb.gz with the in-use profile at the high-water mark (rewritten when a new peak is 5% higher)."},
+                          "Write PREFIX.PROGRAM.PID.peak.pb.gz with the in-use profile at the high-water mark (rewritten when a new peak is 2% higher)."},
     [MT_OPT_FILE_MODE] = {"MEMTALLY_FILE_MODE", MT_KIND_PERM, 0600, 0, 0666, "0600",
                           "Permissions, in octal, of the files memtally writes (profiles, statistics dumps): read and write bits only, applied as given (the umask is not)."},
     [MT_OPT_REGION_DEBUG] = {"MEMTALLY_REGION_DEBUG", MT_KIND_BOOL, 0, 0, 1, "0",
                              "Regions: poison and protect released chunks (a use after reset faults, naming the region) and check a redzone after every block."},
+    [MT_OPT_PROF_SIGNAL] = {"MEMTALLY_PROF_SIGNAL", MT_KIND_SIGNAL, 12, 0, 64, "SIGUSR2",
+                            "Signal that writes a profile when MEMTALLY_PROF_OUT is set: a name (USR1, SIGUSR2, RTMIN+3) or number; 0: none. Without MEMTALLY_PROF_OUT no handler is installed."},
 };
 
 long long mt__opt[MT_OPT_COUNT];
 const char *mt__opt_str[MT_OPT_COUNT];
+static char mt_opt_text[MT_OPT_COUNT][MT_OPT_TEXT_MAX]; /* the copies (.bss: only used ones are touched) */
 static _Atomic int mt_options_defaulted;
 
 static _Atomic int mt_options_done;
@@ -81,6 +84,28 @@ int mt__option_parse(mt_option_id id, const char *text, long long *out) {
   if (text == NULL) return -1;
   while (*text == ' ') text++;
   if (d->kind == MT_KIND_TEXT) return *text ? (*out = 1, 0) : -1;
+  if (d->kind == MT_KIND_SIGNAL) {
+    static const struct {
+      const char *name;
+      int sig;
+    } names[] = {{"hup", 1}, {"int", 2}, {"quit", 3}, {"usr1", 10}, {"usr2", 12}, {"alrm", 14}, {"term", 15},
+                 {"urg", 23}, {"prof", 27}, {"winch", 28}, {"pwr", 30}};
+    const char *n = text;
+    if ((n[0] == 'S' || n[0] == 's') && (n[1] == 'I' || n[1] == 'i') && (n[2] == 'G' || n[2] == 'g')) n += 3;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+      if (mt_streq_nocase(n, names[i].name)) return *out = names[i].sig, 0;
+    char low[8] = {0};
+    for (int i = 0; i < 6 && n[i]; i++) low[i] = (n[i] >= 'A' && n[i] <= 'Z') ? (char)(n[i] + 32) : n[i];
+    if (memcmp(low, "rtmin+", 6) == 0) { /* SIGRTMIN+N, N counted from the kernel's 34 */
+      long long k = 0;
+      const char *s = n + 6;
+      if (*s < '0' || *s > '9') return -1;
+      while (*s >= '0' && *s <= '9' && k < 100) k = k * 10 + (*s++ - '0');
+      if (*s != 0 || 34 + k > 64) return -1;
+      return *out = 34 + k, 0;
+    }
+    /* else a number, below */
+  }
   if (d->kind == MT_KIND_MODE) {
     for (int i = 0; i < 3; i++)
       if (mt_streq_nocase(text, mt_mode_names[i])) return *out = i, 0;
@@ -149,6 +174,11 @@ static void mt_option_value_text(int id, char *buf, size_t cap) {
     snprintf(buf, cap, "0%llo", (unsigned long long)v);
     return;
   }
+  if (mt_options[id].kind == MT_KIND_SIGNAL) {
+    snprintf(buf, cap, "%s", v == 12 ? "SIGUSR2" : v == 0 ? "0 (none)" : "");
+    if (buf[0] == 0) snprintf(buf, cap, "%lld", v);
+    return;
+  }
   const char *suffix = "";
   if (mt_options[id].kind == MT_KIND_SIZE && v != 0) {
     if ((v & ((1LL << 30) - 1)) == 0) v >>= 30, suffix = "G";
@@ -194,7 +224,11 @@ static void mt_option_read(mt_option_id i) {
   long long v;
   if (mt__option_parse(i, text, &v) == 0) {
     mt__opt[i] = v;
-    if (mt_options[i].kind == MT_KIND_TEXT) mt__opt_str[i] = text;
+    if (mt_options[i].kind == MT_KIND_TEXT) { /* a copy: the program may rewrite its environment */
+      size_t n = strlen(text);
+      if (n < MT_OPT_TEXT_MAX) memcpy(mt_opt_text[i], text, n + 1), text = mt_opt_text[i];
+      mt__opt_str[i] = text; /* longer than any path: its user warns that it is too long */
+    }
   } else {
     mt_option_warn(i, text);
   }

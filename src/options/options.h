@@ -19,6 +19,7 @@ typedef enum mt_option_id {
   MT_OPT_PROF_PEAK,
   MT_OPT_FILE_MODE,
   MT_OPT_REGION_DEBUG,
+  MT_OPT_PROF_SIGNAL,
   MT_OPT_COUNT
 } mt_option_id;
 
@@ -26,7 +27,11 @@ typedef enum { MT_MODE_SPEED, MT_MODE_BALANCED, MT_MODE_LEAN } mt_mode;
 
 /* Current values; valid after mt__options_init (defaults before). */
 MT_HIDDEN extern long long mt__opt[MT_OPT_COUNT];
-MT_HIDDEN extern const char *mt__opt_str[MT_OPT_COUNT]; /* text options (NULL: unset) */
+/* Text options (NULL: unset): copies made at start, so a program that
+ * rewrites its environment strings (setproctitle: redis, nginx, postgres)
+ * does not change them. */
+MT_HIDDEN extern const char *mt__opt_str[MT_OPT_COUNT];
+#define MT_OPT_TEXT_MAX 4096 /* longest text option kept (with its NUL) */
 /* Parse the environment. Safe to call more than once; only the first call
  * that sees an environment does the work. Never allocates. */
 MT_HIDDEN void mt__options_init(void);

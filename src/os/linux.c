@@ -201,13 +201,13 @@ int mt__os_write_file_atomic(const char *path, const void *data, size_t len, uns
   return 0;
 }
 
-void mt__os_on_sigusr2(void (*fn)(int)) {
+int mt__os_on_signal(int sig, void (*fn)(int)) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = fn;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGUSR2, &sa, NULL);
+  return sigaction(sig, &sa, NULL);
 }
 
 void mt__os_at_fork_child(void (*fn)(void)) { pthread_atfork(NULL, NULL, fn); }

@@ -71,6 +71,58 @@ static int mt_object_cb(struct dl_phdr_info *info, size_t size, void *arg) {
   return w->fn(&o, w->arg);
 }
 
+static char mt_program[65], mt_cmdline[1025];
+static _Atomic int mt_program_read;
+
+static void mt_set_program(const char *path) {
+  const char *slash = strrchr(path, '/');
+  const char *base = slash != NULL ? slash + 1 : path;
+  size_t n = 0;
+  for (const char *p = base; *p && n < sizeof mt_program - 1; p++) {
+    char c = *p;
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+             c == '-' || c == '+';
+    mt_program[n++] = ok ? c : '_';
+  }
+  mt_program[n] = 0;
+}
+
+/* The name is argv[0]'s (what the user ran: redis-server, not the
+ * redis-check-rdb it links to), else the executable's. */
+static void mt_read_program(void) {
+  if (atomic_load_explicit(&mt_program_read, memory_order_acquire)) return;
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t got = read(fd, mt_cmdline, sizeof mt_cmdline - 1);
+    close(fd);
+    if (got > 0) {
+      mt_cmdline[got] = 0;
+      mt_set_program(mt_cmdline); /* argv[0], up to its NUL */
+      while (got > 0 && mt_cmdline[got - 1] == 0) got--;
+      for (ssize_t i = 0; i < got; i++)
+        if (mt_cmdline[i] == 0) mt_cmdline[i] = ' ';
+      mt_cmdline[got] = 0;
+    }
+  }
+  if (mt_program[0] == 0) {
+    char exe[4096];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) exe[k] = 0;
+    mt_set_program(k > 0 ? exe : "program");
+  }
+  atomic_store_explicit(&mt_program_read, 1, memory_order_release);
+}
+
+const char *mt__os_program(void) {
+  mt_read_program();
+  return mt_program;
+}
+
+const char *mt__os_command_line(void) {
+  mt_read_program();
+  return mt_cmdline;
+}
+
 void mt__os_objects(int (*fn)(const mt_os_object *o, void *arg), void *arg) {
   struct mt_objects_walk w = {fn, arg, 0};
   dl_iterate_phdr(mt_object_cb, &w);

@@ -49,8 +49,8 @@ MT_HIDDEN int mt__os_getpid(void);
  * 0600, then given mode (its read and write bits). 0 or -1 (errno;
  * ENAMETOOLONG for a path too long). */
 MT_HIDDEN int mt__os_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
-/* Call fn on SIGUSR2 (fn must only set a flag). */
-MT_HIDDEN void mt__os_on_sigusr2(void (*fn)(int));
+/* Call fn on signal sig (fn must only set a flag); 0 or -1. */
+MT_HIDDEN int mt__os_on_signal(int sig, void (*fn)(int));
 /* Start a detached helper thread; 0 or -1. */
 MT_HIDDEN int mt__os_thread_start(void *(*fn)(void *), void *arg);
 MT_HIDDEN void mt__os_sleep_ms(unsigned ms);
@@ -72,6 +72,12 @@ MT_HIDDEN void mt__os_abort(void) __attribute__((noreturn));
  * or by this one in a signal handler), so what it guards may be half
  * updated; 0 if it was free. */
 MT_HIDDEN int mt__os_mutex_reclaim(pthread_mutex_t *m);
+/* The program's name (the basename of argv[0], else of /proc/self/exe; only
+ * [A-Za-z0-9._+-], others become _; at most 64 bytes) and its command line (/proc/self/cmdline, arguments
+ * joined by spaces, cut at 1 KiB), as they were at the first call: call it
+ * at start, before a program rewrites its argv (setproctitle). Never NULL. */
+MT_HIDDEN const char *mt__os_program(void);
+MT_HIDDEN const char *mt__os_command_line(void);
 /* Register a handler run in the child after fork (no prepare, no parent). */
 MT_HIDDEN void mt__os_at_fork_child(void (*fn)(void));
 /* MEMTALLY_MEMLIMIT in bytes (0: none): past it mt__os_over_limit is set. */

@@ -4,11 +4,11 @@
  * outside every allocator lock: objects and build IDs are read, program
  * counters symbolized, the profile encoded (write/pprof.c), gzipped and
  * written to a temporary file renamed into place. Files:
- * PREFIX.PID.exit.pb.gz at exit, PREFIX.PID.window.N.pb.gz every
+ * PREFIX.PROGRAM.PID.exit.pb.gz at exit, PREFIX.PROGRAM.PID.window.N.pb.gz every
  * MEMTALLY_PROF_INTERVAL seconds (alloc figures of the window, in-use at its
- * end), PREFIX.PID.peak.pb.gz at the high-water mark, PREFIX.PID.signal.N.pb.gz
- * on SIGUSR2. Only the helper thread writes while the program runs: the
- * SIGUSR2 handler sets a flag, and the allocator's bookkeeping hook (inside
+ * end), PREFIX.PROGRAM.PID.peak.pb.gz at the high-water mark, PREFIX.PROGRAM.PID.signal.N.pb.gz
+ * on MEMTALLY_PROF_SIGNAL (SIGUSR2). Only the helper thread writes while the program runs: the
+ * signal handler sets a flag, and the allocator's bookkeeping hook (inside
  * malloc) only takes the peak's snapshot, a copy of the table; symbolizing,
  * encoding and writing it happen on the helper thread. */
 #define _GNU_SOURCE
@@ -69,7 +69,7 @@ static int mt_write_snapshot(const char *path, const mt_prof_snapshot *snap, boo
   mt_pprof_symbols sym = {mt_sym_name, mt_sym_line, &objs};
   mt_buf raw = {0}, gz = {0};
   int rc = -1;
-  if (mt__pprof_encode(snap, mt_maps, nmaps, &sym, window, kind, &raw) == 0) {
+  if (mt__pprof_encode(snap, mt_maps, nmaps, &sym, window, kind, mt__os_command_line(), &raw) == 0) {
     mt__gzip_stored(&gz, raw.data, raw.len);
     if (!gz.failed) rc = mt__os_write_file_atomic(path, gz.data, gz.len, (unsigned)mt__opt[MT_OPT_FILE_MODE]);
   } else {
@@ -126,8 +126,9 @@ static uint64_t mt_window_due_ms;
 static int mt_out_path(char *buf, size_t cap, const char *what, int seq) {
   const char *prefix = mt__opt_str[MT_OPT_PROF_OUT];
   if (prefix == NULL) return -1;
-  int n = seq >= 0 ? snprintf(buf, cap, "%s.%d.%s.%d.pb.gz", prefix, mt__os_getpid(), what, seq)
-                   : snprintf(buf, cap, "%s.%d.%s.pb.gz", prefix, mt__os_getpid(), what);
+  const char *prog = mt__os_program();
+  int n = seq >= 0 ? snprintf(buf, cap, "%s.%s.%d.%s.%d.pb.gz", prefix, prog, mt__os_getpid(), what, seq)
+                   : snprintf(buf, cap, "%s.%s.%d.%s.pb.gz", prefix, prog, mt__os_getpid(), what);
   return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
@@ -147,7 +148,7 @@ static void mt_write_kind(const char *what, int seq, bool window, mt_prof_snapsh
   atomic_store(&mt_writing, 0);
 }
 
-static void mt_on_sigusr2(int sig) {
+static void mt_on_signal(int sig) {
   (void)sig;
   atomic_store(&mt_sig_requested, 1); /* the helper thread writes */
 }
@@ -209,7 +210,7 @@ static void mt_helper_ensure(void) {
 void mt__profile_start(void) {
   mt__prof_enable();
   if (mt__opt_str[MT_OPT_PROF_OUT] == NULL || !mt_load(&mt__prof_on)) return;
-  mt__os_on_sigusr2(mt_on_sigusr2);
+  if (mt__opt[MT_OPT_PROF_SIGNAL] > 0) mt__os_on_signal((int)mt__opt[MT_OPT_PROF_SIGNAL], mt_on_signal);
   mt_helper_ensure();
 }
 
@@ -218,9 +219,11 @@ void mt__profile_tick(uint64_t in_use) {
   mt_helper_ensure(); /* after fork the child starts its own */
   if (!mt__opt[MT_OPT_PROF_PEAK] || in_use < (1u << 20)) return;
   uint64_t last = mt_load(&mt_peak_written);
-  /* threads reach here at once: the one that moves the mark takes the
+  /* A new peak 2 % above the last one (a profile at most 2 % below the
+   * true peak, plus the bookkeeping interval of 1 MiB a thread). Threads
+   * reach here at once: the one that moves the mark takes the
    * snapshot; the helper symbolizes, encodes and writes it */
-  if (in_use <= last + last / 20 || !mt_peak_try_lock()) return;
+  if (in_use <= last + last / 50 || !mt_peak_try_lock()) return;
   if (atomic_compare_exchange_strong(&mt_peak_written, &last, in_use)) {
     mt_prof_snapshot snap;
     if (mt__prof_snapshot(&snap, false) == 0) {
@@ -232,8 +235,9 @@ void mt__profile_tick(uint64_t in_use) {
   mt_peak_unlock();
 }
 
-void mt__profile_at_exit(void) {
+void mt__profile_at_exit(bool quick) {
   if (!mt_load(&mt__prof_on)) return;
+  if (quick) mt__prof_snapshot_nowait();
   mt_peak_flush();
   mt_write_kind("exit", -1, false, NULL);
 }

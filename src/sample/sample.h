@@ -132,7 +132,11 @@ MT_HIDDEN void mt__prof_remember(mt_stack_cache_entry *e, uint32_t stack, uint64
 MT_HIDDEN mt_stack_cache *mt__prof_cache_new(void);
 /* A block from a sampled page (or a huge block) is being freed. */
 MT_HIDDEN void mt__prof_on_free(void *block);
-/* Copy the table; with window, also start a new window. */
+/* From now on a snapshot that would wait for the table's lock fails
+ * instead (the process is ending in _exit, perhaps from a signal handler). */
+MT_HIDDEN void mt__prof_snapshot_nowait(void);
+/* Copy the table; with window, also start a new window. -1: no memory (or
+ * the lock was held, after mt__prof_snapshot_nowait). */
 MT_HIDDEN int mt__prof_snapshot(mt_prof_snapshot *snap, bool window);
 MT_HIDDEN void mt__prof_snapshot_free(mt_prof_snapshot *snap);
 /* Forget everything (the child after fork). */

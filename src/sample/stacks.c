@@ -376,9 +376,19 @@ void mt__prof_on_free(void *block) {
   atomic_fetch_sub_explicit(&fig[MT_LIVE_BYTES], l.bytes, memory_order_relaxed);
 }
 
+/* At _exit, which may run in a signal handler that interrupted a thread
+ * holding the table's lock: never wait for it (see mt__prof_snapshot_nowait). */
+static _Atomic int mt_snapshot_nowait;
+
+void mt__prof_snapshot_nowait(void) { mt_store(&mt_snapshot_nowait, 1); }
+
 int mt__prof_snapshot(mt_prof_snapshot *snap, bool window) {
   memset(snap, 0, sizeof *snap);
-  pthread_mutex_lock(&mt_prof_mutex);
+  if (mt_load(&mt_snapshot_nowait)) {
+    if (pthread_mutex_trylock(&mt_prof_mutex) != 0) return -1;
+  } else {
+    pthread_mutex_lock(&mt_prof_mutex);
+  }
   size_t ns = mt_nstacks, np = mt_pool_used;
   size_t bytes = sizeof(mt_prof_stack) * (ns ? ns : 1) + sizeof(uintptr_t) * (np ? np : 1);
   uint8_t *mem = mt__os_reserve(bytes);

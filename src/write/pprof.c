@@ -6,6 +6,7 @@
  * comment. Field numbers come from pprof_fields.h, which the memtally
  * command's reader shares. Names come through the caller's symbolizer;
  * all memory is mapped for the purpose (mt_buf), none from the heap. */
+#include <stdio.h>
 #include <string.h>
 
 #include "buf.h"
@@ -89,7 +90,8 @@ static void mt_value_type(mt_buf *msg, mt_buf *tmp, unsigned field, uint64_t typ
 static int64_t mt_round(double x) { return x <= 0 ? 0 : (int64_t)(x + 0.5); }
 
 int mt__pprof_encode(const mt_prof_snapshot *snap, const mt_pprof_mapping *maps, size_t nmaps,
-                     const mt_pprof_symbols *sym, bool window, const char *kind, mt_buf *out) {
+                     const mt_pprof_symbols *sym, bool window, const char *kind, const char *command,
+                     mt_buf *out) {
   mt_strtab st = {0};
   mt_buf tmp = {0}, sub = {0}, locs = {0};
   mt_pcmap pcs = {0};
@@ -190,7 +192,12 @@ int mt__pprof_encode(const mt_prof_snapshot *snap, const mt_pprof_mapping *maps,
     }
     mt__pb_bytes(out, PB_PROFILE_SAMPLE, tmp.data, tmp.len);
   }
-  uint64_t comment = mt_str(&st, kind);
+  uint64_t comment = mt_str(&st, kind), command_comment = 0;
+  if (command != NULL && command[0] != 0) {
+    char line[1100];
+    snprintf(line, sizeof line, "cmd: %s", command);
+    command_comment = mt_str(&st, line);
+  }
   uint64_t space = mt_str(&st, "space"), bytes = mt_str(&st, "bytes"), inuse = mt_str(&st, "inuse_space");
   /* the string table, then the scalar fields */
   const uint32_t *offs = (const uint32_t *)st.offs.data;
@@ -204,6 +211,10 @@ int mt__pprof_encode(const mt_prof_snapshot *snap, const mt_pprof_mapping *maps,
   mt__pb_int(out, PB_PROFILE_PERIOD, (int64_t)snap->rate);
   mt__pb_key(out, PB_PROFILE_COMMENT, PB_WIRE_VARINT); /* comment: which kind of profile */
   mt__pb_varint(out, comment);
+  if (command_comment != 0) {
+    mt__pb_key(out, PB_PROFILE_COMMENT, PB_WIRE_VARINT); /* the command line */
+    mt__pb_varint(out, command_comment);
+  }
   mt__pb_int(out, PB_PROFILE_DEFAULT_SAMPLE_TYPE, (int64_t)inuse); /* default sample type */
   int failed = out->failed || st.text.failed || tmp.failed || sub.failed || locs.failed;
   mt__buf_free(&st.text), mt__buf_free(&st.offs), mt__buf_free(&st.index);

@@ -25,9 +25,11 @@ typedef struct mt_pprof_symbols {
 } mt_pprof_symbols;
 
 /* Append snap as an uncompressed profile.proto message to out. window: the
- * alloc figures are those since the window began. kind: the comment
- * ("exit", "peak", ...). 0, or -1 when memory ran out. */
+ * alloc figures are those since the window began. kind: the first comment
+ * ("exit", "peak", ...); command: the second ("cmd: " and the command line),
+ * or NULL. 0, or -1 when memory ran out. */
 MT_HIDDEN int mt__pprof_encode(const mt_prof_snapshot *snap, const mt_pprof_mapping *maps, size_t nmaps,
-                               const mt_pprof_symbols *sym, bool window, const char *kind, mt_buf *out);
+                               const mt_pprof_symbols *sym, bool window, const char *kind, const char *command,
+                               mt_buf *out);
 
 #endif

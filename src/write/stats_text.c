@@ -2,7 +2,7 @@
  *
  * Both read mt_stats_get; neither allocates from the heap: a stack buffer
  * and an output callback. At exit with MEMTALLY_PROF_OUT set, the JSON goes
- * beside the profiles as PREFIX.PID.stats.json (memtally stats reads it). */
+ * beside the profiles as PREFIX.PROGRAM.PID.stats.json (memtally stats reads it). */
 #include <stdio.h>
 #include <string.h>
 
@@ -121,6 +121,6 @@ void mt__stats_dump_at_exit(void) {
   if (prefix == NULL) return;
   char json[8192], path[4096];
   size_t n = mt_stats_json(json, sizeof json);
-  int k = snprintf(path, sizeof path, "%s.%d.stats.json", prefix, mt__os_getpid());
+  int k = snprintf(path, sizeof path, "%s.%s.%d.stats.json", prefix, mt__os_program(), mt__os_getpid());
   if (n < sizeof json && k > 0 && (size_t)k < sizeof path) mt__os_write_file_atomic(path, json, n, (unsigned)mt__opt[MT_OPT_FILE_MODE]);
 }

@@ -6,7 +6,7 @@
 
 /* MEMTALLY_STATS=1: the table to stderr. */
 MT_HIDDEN void mt__stats_at_exit(void);
-/* MEMTALLY_PROF_OUT set: PREFIX.PID.stats.json. */
+/* MEMTALLY_PROF_OUT set: PREFIX.PROGRAM.PID.stats.json. */
 MT_HIDDEN void mt__stats_dump_at_exit(void);
 
 #endif

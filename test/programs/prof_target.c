@@ -195,8 +195,8 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "signal") == 0) {
     site_big_freed(4000);
     char path[4096];
-    snprintf(path, sizeof path, "%s.%d.signal.0.pb.gz", getenv("MEMTALLY_PROF_OUT"), (int)getpid());
-    raise(SIGUSR2);
+    snprintf(path, sizeof path, "%s.prof_target.%d.signal.0.pb.gz", getenv("MEMTALLY_PROF_OUT"), (int)getpid());
+    raise(argc > 2 ? atoi(argv[2]) : SIGUSR2); /* the signal MEMTALLY_PROF_SIGNAL names */
     int ok = wait_for_file(path, 5000) == 0;
     printf("signal %s\n", ok ? "written" : "missing");
     return ok ? 0 : 1;
