@@ -178,8 +178,35 @@ def callers(rate_env, scale, tol):
 
 if CASE == "accuracy":
     accuracy({}, 1.0, 0.10)
+elif CASE == "write_cost":
+    # writing a profile of 1,024 stacks: the instructions of mt_write_snapshot (symbolize only the
+    # profile's addresses, encode, deflate, write), counted by callgrind
+    env = dict(os.environ, MEMTALLY_PROF_OUT=prefix, MEMTALLY_PROF_RATE="1")
+    env.pop("LD_PRELOAD", None)
+    out = os.path.join(work, "cg.out")
+    p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+                        "--toggle-collect=mt_write_snapshot", TARGET, "stacks"], env=env, capture_output=True,
+                       text=True, timeout=600)
+    check(p.returncode == 0 and "stacks done" in p.stdout, f"stacks under callgrind: {p.returncode}")
+    total = None
+    for line in open(out):
+        if line.startswith("totals:") or line.startswith("summary:"):
+            total = int(line.split()[1])
+    path = one("prof.*.exit.pb.gz")
+    if path:
+        stacks = {tuple(names) for _, names in read_samples(path) if "path_a" in names}
+        check(len(stacks) >= 1024, f"the profile has {len(stacks)} distinct stacks through path_a")
+    check(total is not None and total <= 5_000_000, f"writing it took {total} instructions (bound 5,000,000)")
 elif CASE == "exact":
     accuracy({"MEMTALLY_PROF_RATE": "1"}, 0.01, 0)
+    # profiles are deflated (zlib level 1), not gzip's stored blocks: smaller than the message
+    import gzip
+    path = one("prof.*.exit.pb.gz")
+    if path:
+        data = open(path, "rb").read()
+        raw = gzip.decompress(data)
+        check(data[:3] == b"\x1f\x8b\x08" and (data[10] >> 1) & 3 != 0, "a gzip member of compressed deflate blocks")
+        check(len(raw) >= 1.4 * len(data), f"compressed: {len(data)} bytes for a {len(raw)}-byte profile")
 elif CASE == "callers":
     callers({}, 2.0, 0.10)
     clear_profiles()

@@ -99,10 +99,37 @@ static void mt_read_form(mt_rd *r, unsigned form, int offset_size, const mt_sect
 
 #define MT_MAX_FILES 4096
 
-static void mt_emit(mt_line_table *t, uintptr_t addr, uint32_t line, uint32_t file) {
-  mt_line_row row = {addr, line, file};
+static void mt_keep(mt_line_table *t, mt_line_row row) {
   mt__buf_put(&t->rows, &row, sizeof row);
   t->nrows++;
+}
+
+/* A row of the state machine (line 0: the end of a sequence). The row
+ * before it covers [its address, this one's): kept, with an end marker
+ * here, when a wanted address lies in that range. */
+static void mt_emit(mt_line_table *t, uintptr_t addr, uint32_t line, uint32_t file) {
+  mt_line_row row = {addr, line, file};
+  if (t->has_pending) {
+    mt_line_row p = t->pending;
+    if (addr == p.addr && line != 0) { /* two rows at one address: the larger line, as a sort would give */
+      t->pending = line > p.line ? row : p;
+      return;
+    }
+    if (addr > p.addr) {
+      size_t lo = 0, hi = t->nwant; /* the first wanted address >= p.addr */
+      while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (t->want[mid] < p.addr) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo < t->nwant && t->want[lo] < addr) {
+        mt_keep(t, p);
+        mt_keep(t, (mt_line_row){addr, 0, 0});
+      }
+    }
+  }
+  t->pending = row;
+  t->has_pending = line != 0;
 }
 
 static uint32_t mt_add_name(mt_line_table *t, const char *dir, const char *name) {
@@ -237,8 +264,10 @@ static int mt_row_cmp(const void *a, const void *b) {
   return x->line < y->line ? -1 : x->line > y->line;
 }
 
-int mt__dwarf_load(mt_line_table *t, const uint8_t *base, size_t size) {
+int mt__dwarf_load(mt_line_table *t, const uint8_t *base, size_t size, const uintptr_t *want, size_t nwant) {
   memset(t, 0, sizeof *t);
+  t->want = want;
+  t->nwant = nwant;
   const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)base;
   if (size < sizeof *eh || eh->e_shoff == 0 || eh->e_shstrndx >= eh->e_shnum ||
       eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(ElfW(Shdr)) > size)
@@ -257,12 +286,16 @@ int mt__dwarf_load(mt_line_table *t, const uint8_t *base, size_t size) {
   if (s.line == NULL) return -1;
   mt__buf_put(&t->text, "", 1); /* offset 0: no file */
   mt_rd r = {s.line, s.line + s.line_len, 0};
-  while (r.p < r.end && !r.bad) mt_unit(t, &r, &s);
-  if (t->rows.failed || t->text.failed || t->nrows == 0) {
+  while (r.p < r.end && !r.bad) {
+    t->has_pending = 0; /* a unit's rows end with it */
+    mt_unit(t, &r, &s);
+  }
+  t->want = NULL;
+  if (t->rows.failed || t->text.failed) {
     mt__dwarf_free(t);
     return -1;
   }
-  mt__sort(t->rows.data, t->nrows, sizeof(mt_line_row), mt_row_cmp);
+  if (t->nrows > 1) mt__sort(t->rows.data, t->nrows, sizeof(mt_line_row), mt_row_cmp);
   return 0;
 }
 

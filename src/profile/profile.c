@@ -54,7 +54,9 @@ static size_t mt_mappings(mt_objects *objs) {
       /* by address: the loader's path and the kernel's may differ (/lib vs /usr/lib) */
       if (m->start >= o->hi || m->limit <= o->lo) continue;
       for (size_t b = 0; b < o->build_id_len; b++) snprintf(m->build_id + 2 * b, 3, "%02x", o->build_id[b]);
-      if (!o->loaded) mt__symbolize(objs, o->lo); /* reads the file's symbols and lines */
+      /* reads the file's symbols and lines for the wanted addresses; an object
+       * no sample passes through is not read at all */
+      if (!o->loaded && o->nwant > 0) mt__symbolize(objs, o->lo);
       m->has_lines = o->has_lines;
       break;
     }
@@ -65,12 +67,17 @@ static size_t mt_mappings(mt_objects *objs) {
 static int mt_write_snapshot(const char *path, const mt_prof_snapshot *snap, bool window, const char *kind) {
   mt_objects objs = {0};
   mt__objects_load(&objs);
+  mt__objects_want(&objs, snap->pcs, snap->npcs); /* only the profile's addresses are named */
   size_t nmaps = mt_mappings(&objs);
   mt_pprof_symbols sym = {mt_sym_name, mt_sym_line, &objs};
   mt_buf raw = {0}, gz = {0};
   int rc = -1;
   if (mt__pprof_encode(snap, mt_maps, nmaps, &sym, window, kind, mt__os_command_line(), &raw) == 0) {
-    mt__gzip_stored(&gz, raw.data, raw.len);
+    if (mt__gzip_deflate(&gz, raw.data, raw.len, 1) != 0) {
+      gz.len = 0;
+      gz.failed = 0;
+      mt__gzip_stored(&gz, raw.data, raw.len); /* no memory for zlib's state: uncompressed */
+    }
     if (!gz.failed) rc = mt__os_write_file_atomic(path, gz.data, gz.len, (unsigned)mt__opt[MT_OPT_FILE_MODE]);
   } else {
     errno = ENOMEM;
@@ -211,7 +218,12 @@ void mt__profile_start(void) {
   mt__prof_enable();
   if (mt__opt_str[MT_OPT_PROF_OUT] == NULL || !mt_load(&mt__prof_on)) return;
   if (mt__opt[MT_OPT_PROF_SIGNAL] > 0) mt__os_on_signal((int)mt__opt[MT_OPT_PROF_SIGNAL], mt_on_signal);
+  /* the helper's own start (its thread's TLS, allocated by the loader) is memtally's, not the program's */
+  mt_heap *heap = mt__heap_for_thread();
+  int busy = heap != NULL ? heap->sample.busy : 0;
+  if (heap != NULL) heap->sample.busy = 1;
   mt_helper_ensure();
+  if (heap != NULL) heap->sample.busy = busy;
 }
 
 void mt__profile_tick(uint64_t in_use) {

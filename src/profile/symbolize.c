@@ -44,10 +44,11 @@ void mt__objects_free(mt_objects *objs) {
   for (size_t i = 0; i < objs->n; i++) {
     mt_object *o = &objs->v[i];
     if (o->file) mt__os_unmap_file(o->file, o->file_size);
-    if (o->syms) mt__os_unreserve(o->syms, o->syms_bytes);
+    if (o->names) mt__os_unreserve(o->names, o->names_bytes);
     if (o->has_lines) mt__dwarf_free(&o->lines);
   }
   if (objs->v) mt__os_unreserve(objs->v, objs->bytes);
+  if (objs->want) mt__os_unreserve(objs->want, objs->want_bytes);
   memset(objs, 0, sizeof *objs);
 }
 
@@ -57,9 +58,98 @@ mt_object *mt__objects_find(mt_objects *objs, uintptr_t pc) {
   return NULL;
 }
 
-static int mt_sym_cmp(const void *a, const void *b) {
-  uintptr_t x = ((const mt_sym *)a)->addr, y = ((const mt_sym *)b)->addr;
-  return x < y ? -1 : x > y;
+/* Sort addresses: least significant byte first, 8 bits a pass, passes
+ * whose byte is the same everywhere skipped. tmp: room for n. */
+static void mt_sort_addrs(uintptr_t *a, uintptr_t *tmp, size_t n) {
+  if (n < 2) return;
+  for (unsigned shift = 0; shift < 64; shift += 8) {
+    size_t count[257] = {0};
+    for (size_t i = 0; i < n; i++) count[((a[i] >> shift) & 0xff) + 1]++;
+    if (count[((a[0] >> shift) & 0xff) + 1] == n) continue; /* one value: nothing to do */
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    for (size_t i = 0; i < n; i++) tmp[count[(a[i] >> shift) & 0xff]++] = a[i];
+    memcpy(a, tmp, n * sizeof *a);
+  }
+}
+
+/* First index i with a[i] >= x (n when none). */
+static size_t mt_lower_bound(const uintptr_t *a, size_t n, uintptr_t x) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+int mt__objects_want(mt_objects *objs, const uintptr_t *pcs, size_t n) {
+  if (n == 0) return 0;
+  objs->want_bytes = 2 * n * sizeof(uintptr_t);
+  objs->want = mt__os_reserve(objs->want_bytes);
+  if (objs->want == NULL) return -1;
+  /* distinct first (a profile's stacks share most frames), through a hash
+   * set, then sorted */
+  size_t slots = 1;
+  while (slots < n) slots <<= 1;
+  uintptr_t *set = mt__os_reserve(2 * slots * sizeof(uintptr_t));
+  if (set == NULL) return -1;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    uintptr_t pc = pcs[i];
+    if (pc == 0) continue;
+    for (size_t h = (size_t)((pc * 0x9e3779b97f4a7c15ULL) >> 17) & (2 * slots - 1);; h = (h + 1) & (2 * slots - 1)) {
+      if (set[h] == pc) break;
+      if (set[h] == 0) {
+        set[h] = pc;
+        objs->want[k++] = pc;
+        break;
+      }
+    }
+  }
+  mt__os_unreserve(set, 2 * slots * sizeof(uintptr_t));
+  mt_sort_addrs(objs->want, objs->want + n, k);
+  for (size_t i = 0; i < objs->n; i++) { /* each object's slice, found while the addresses are run-time */
+    mt_object *o = &objs->v[i];
+    size_t first = mt_lower_bound(objs->want, k, o->lo), last = mt_lower_bound(objs->want, k, o->hi);
+    o->want = objs->want + first;
+    o->nwant = last - first;
+  }
+  for (size_t i = 0; i < objs->n; i++) { /* then made link-time (the order within a slice holds) */
+    mt_object *o = &objs->v[i];
+    uintptr_t *w = objs->want + (o->want - objs->want);
+    for (size_t j = 0; j < o->nwant; j++) w[j] -= o->bias;
+  }
+  return 0;
+}
+
+/* Name every wanted address of o with one pass over its symbol table: a
+ * symbol of value v is a candidate for the addresses from v on; for each
+ * wanted address the candidate with the largest value not above it wins
+ * (the last symbol at or below it, as a sorted table would give), and is
+ * kept if the address lies inside it (or it has no size). */
+static void mt_resolve_names(mt_object *o, const ElfW(Sym) *syms, size_t n, const char *strtab, size_t strsize) {
+  size_t k = o->nwant;
+  o->names_bytes = (k ? k : 1) * sizeof(mt_sym);
+  o->names = mt__os_reserve(o->names_bytes); /* zeroed: no name */
+  if (o->names == NULL) return;
+  mt_sym *best = o->names; /* per bucket (want[j-1], want[j]]: its largest symbol */
+  for (size_t i = 0; i < n; i++) {
+    unsigned type = ELF64_ST_TYPE(syms[i].st_info);
+    if ((type != STT_FUNC && type != STT_GNU_IFUNC) || syms[i].st_shndx == SHN_UNDEF || syms[i].st_value == 0) continue;
+    if (syms[i].st_name >= strsize) continue;
+    uintptr_t v = syms[i].st_value;
+    size_t j = mt_lower_bound(o->want, k, v);
+    if (j == k) continue; /* above every wanted address */
+    if (best[j].name == NULL || v > best[j].addr || (v == best[j].addr && best[j].size == 0))
+      best[j] = (mt_sym){v, syms[i].st_size, strtab + syms[i].st_name};
+  }
+  mt_sym cur = {0, 0, NULL};
+  for (size_t j = 0; j < k; j++) { /* the latest bucket with a symbol holds the largest value */
+    if (best[j].name != NULL) cur = best[j];
+    int inside = cur.name != NULL && (cur.size == 0 || o->want[j] < cur.addr + cur.size);
+    best[j] = inside ? cur : (mt_sym){0, 0, NULL};
+  }
 }
 
 static void mt_load_symbols(mt_object *o) {
@@ -70,7 +160,7 @@ static void mt_load_symbols(mt_object *o) {
   o->file = map;
   o->file_size = size;
   const uint8_t *base = map;
-  o->has_lines = mt__dwarf_load(&o->lines, base, o->file_size) == 0;
+  o->has_lines = mt__dwarf_load(&o->lines, base, o->file_size, o->want, o->nwant) == 0;
   const ElfW(Ehdr) *eh = map;
   if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
       eh->e_shoff == 0 || eh->e_shentsize != sizeof(ElfW(Shdr)) ||
@@ -87,39 +177,19 @@ static void mt_load_symbols(mt_object *o) {
   if (symtab == NULL || symtab->sh_link >= eh->e_shnum || symtab->sh_entsize != sizeof(ElfW(Sym))) return;
   const ElfW(Shdr) *strs = &sh[symtab->sh_link];
   if (symtab->sh_offset + symtab->sh_size > o->file_size || strs->sh_offset + strs->sh_size > o->file_size) return;
-  const ElfW(Sym) *syms = (const ElfW(Sym) *)(base + symtab->sh_offset);
-  size_t n = symtab->sh_size / sizeof(ElfW(Sym));
-  const char *strtab = (const char *)(base + strs->sh_offset);
-  o->syms_bytes = (n ? n : 1) * sizeof(mt_sym);
-  o->syms = mt__os_reserve(o->syms_bytes);
-  if (o->syms == NULL) return;
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned type = ELF64_ST_TYPE(syms[i].st_info);
-    if ((type != STT_FUNC && type != STT_GNU_IFUNC) || syms[i].st_shndx == SHN_UNDEF || syms[i].st_value == 0) continue;
-    if (syms[i].st_name >= strs->sh_size) continue;
-    o->syms[k++] = (mt_sym){syms[i].st_value, syms[i].st_size, strtab + syms[i].st_name};
-  }
-  o->nsyms = k;
-  mt__sort(o->syms, k, sizeof *o->syms, mt_sym_cmp);
+  mt_resolve_names(o, (const ElfW(Sym) *)(base + symtab->sh_offset), symtab->sh_size / sizeof(ElfW(Sym)),
+                   (const char *)(base + strs->sh_offset), strs->sh_size);
 }
 
 const char *mt__symbolize(mt_objects *objs, uintptr_t pc) {
   mt_object *o = mt__objects_find(objs, pc);
   if (o == NULL) return NULL;
   if (!o->loaded) mt_load_symbols(o);
-  if (o->nsyms == 0) return NULL;
+  if (o->names == NULL || o->nwant == 0) return NULL;
   uintptr_t a = pc - o->bias;
-  size_t lo = 0, hi = o->nsyms; /* last symbol with addr <= a */
-  while (hi - lo > 1) {
-    size_t mid = (lo + hi) / 2;
-    if (o->syms[mid].addr <= a) lo = mid;
-    else hi = mid;
-  }
-  const mt_sym *s = &o->syms[lo];
-  if (s->addr > a) return NULL;
-  if (s->size != 0 && a >= s->addr + s->size) return NULL;
-  return s->name;
+  size_t j = mt_lower_bound(o->want, o->nwant, a);
+  if (j == o->nwant || o->want[j] != a) return NULL; /* not an address given to mt__objects_want */
+  return o->names[j].name;
 }
 
 int mt__symbolize_line(mt_objects *objs, uintptr_t pc, const char **file, uint32_t *line) {

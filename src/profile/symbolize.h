@@ -23,18 +23,27 @@ typedef struct mt_object {
   int loaded;                 /* symbols read (or tried) */
   const void *file;           /* the file, mapped read-only */
   size_t file_size;
-  mt_sym *syms;
-  size_t nsyms, syms_bytes;
-  mt_line_table lines;        /* from .debug_line, when the file has it */
+  const uintptr_t *want;      /* the link-time addresses to name, sorted (mt__objects_want) */
+  size_t nwant;
+  mt_sym *names;              /* per wanted address: its function (name NULL: none) */
+  size_t names_bytes;
+  mt_line_table lines;        /* from .debug_line, rows for the wanted addresses only */
   int has_lines;
 } mt_object;
 
 typedef struct mt_objects {
   mt_object *v;
   size_t n, bytes;
+  uintptr_t *want;            /* every wanted address, sorted, link-time per object */
+  size_t want_bytes;
 } mt_objects;
 
 MT_HIDDEN int mt__objects_load(mt_objects *objs);
+/* The addresses that will be symbolized (a profile's program counters):
+ * only these are resolved, with one pass over each object's symbol table
+ * and line programs, nothing sorted but them. Call once, before the first
+ * mt__symbolize. 0, or -1 without memory (then nothing is named). */
+MT_HIDDEN int mt__objects_want(mt_objects *objs, const uintptr_t *pcs, size_t n);
 MT_HIDDEN void mt__objects_free(mt_objects *objs);
 MT_HIDDEN mt_object *mt__objects_find(mt_objects *objs, uintptr_t pc);
 /* Name of the function holding pc, or NULL. */

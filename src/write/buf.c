@@ -8,6 +8,8 @@
 #include "buf.h"
 #include "pprof_fields.h"
 
+#include <zlib.h>
+
 #include <string.h>
 
 #include "../os/os.h"
@@ -45,13 +47,12 @@ void mt__buf_put(mt_buf *b, const void *p, size_t n) {
 }
 
 void mt__pb_varint(mt_buf *b, uint64_t v) {
-  uint8_t tmp[10];
+  uint8_t *d = b->len + 10 <= b->cap && !b->failed ? b->data + b->len : mt__buf_reserve(b, 10);
+  if (d == NULL) return;
   size_t n = 0;
-  do {
-    tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-    v >>= 7;
-  } while (v);
-  mt__buf_put(b, tmp, n);
+  for (; v > 0x7f; v >>= 7) d[n++] = (uint8_t)(v | 0x80);
+  d[n++] = (uint8_t)v;
+  b->len += n;
 }
 
 void mt__pb_key(mt_buf *b, unsigned field, unsigned wire) { mt__pb_varint(b, ((uint64_t)field << 3) | wire); }
@@ -118,3 +119,48 @@ void mt__gzip_stored(mt_buf *out, const uint8_t *data, size_t len) {
                   (uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
   mt__buf_put(out, t, sizeof t);
 }
+
+/* ---- zlib, its memory from mappings of our own (never the public heap) ---- */
+
+static voidpf mt_z_alloc(voidpf opaque, uInt items, uInt size) {
+  (void)opaque;
+  size_t n = (size_t)items * size + 16;
+  uint8_t *p = mt__os_reserve(n); /* zero-filled; a stream makes a handful of these */
+  if (p == NULL) return Z_NULL;
+  memcpy(p, &n, sizeof n);
+  return p + 16;
+}
+
+static void mt_z_free(voidpf opaque, voidpf address) {
+  (void)opaque;
+  if (address == Z_NULL) return;
+  uint8_t *p = (uint8_t *)address - 16;
+  size_t n;
+  memcpy(&n, p, sizeof n);
+  mt__os_unreserve(p, n);
+}
+
+int mt__gzip_deflate(mt_buf *out, const uint8_t *data, size_t len, int level) {
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  z.zalloc = mt_z_alloc;
+  z.zfree = mt_z_free;
+  if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16 /* a gzip wrapper */, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
+  size_t start = out->len;
+  size_t bound = deflateBound(&z, (uLong)len);
+  uint8_t *dst = mt__buf_reserve(out, bound);
+  int rc = -1;
+  if (dst != NULL && len <= UINT32_MAX && bound <= UINT32_MAX) {
+    z.next_in = (Bytef *)(uintptr_t)data;
+    z.avail_in = (uInt)len;
+    z.next_out = dst;
+    z.avail_out = (uInt)bound;
+    if (deflate(&z, Z_FINISH) == Z_STREAM_END) {
+      out->len = start + (size_t)z.total_out;
+      rc = 0;
+    }
+  }
+  deflateEnd(&z);
+  return rc;
+}
+

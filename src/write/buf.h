@@ -28,5 +28,9 @@ MT_HIDDEN void mt__pb_packed(mt_buf *b, unsigned field, const uint64_t *v, size_
 
 /* Wrap data in a gzip container (deflate stored blocks) appended to out. */
 MT_HIDDEN void mt__gzip_stored(mt_buf *out, const uint8_t *data, size_t len);
+/* Compress data with zlib at level (1: fast, as Go's runtime/pprof writes
+ * its profiles) into a gzip member appended to out; zlib's memory is mapped
+ * for the purpose. 0, or -1 (out unchanged in length: fall back to stored). */
+MT_HIDDEN int mt__gzip_deflate(mt_buf *out, const uint8_t *data, size_t len, int level);
 
 #endif

@@ -121,12 +121,8 @@ int mt__pprof_encode(const mt_prof_snapshot *snap, const mt_pprof_mapping *maps,
   size_t npcs = snap->npcs ? snap->npcs : 1, slots = 64;
   while (slots < npcs * 2) slots *= 2;
   pcs.slots = slots;
-  if (mt__buf_reserve(&pcs.keys, slots * sizeof(uintptr_t)) && mt__buf_reserve(&pcs.vals, slots * 4)) {
-    memset(pcs.keys.data, 0, slots * sizeof(uintptr_t));
-    memset(pcs.vals.data, 0, slots * 4);
-  } else {
-    return -1;
-  }
+  /* fresh mappings: zero already */
+  if (!mt__buf_reserve(&pcs.keys, slots * sizeof(uintptr_t)) || !mt__buf_reserve(&pcs.vals, slots * 4)) return -1;
   uint64_t next_loc = 1;
   mt_strtab fnames = {0}; /* function name -> function id */
   for (size_t i = 0; i < snap->npcs; i++) {

@@ -52,6 +52,29 @@ __attribute__((noinline)) void **site_keep_small(long n) { /* n x 256 B, kept */
   for (long i = 0; i < n; i++) v[i] = malloc(256);
   return v;
 }
+/* 2^depth distinct stacks: at each level one of two functions, chosen by a
+ * bit of path (the asm after each call keeps it from being a tail call). */
+__attribute__((noinline)) void path_a(int depth, unsigned path);
+__attribute__((noinline)) void path_b(int depth, unsigned path);
+static void path_step(int depth, unsigned path) {
+  if (depth == 0) {
+    void *p = malloc(64 + (path & 7) * 16);
+    KEEP(p);
+    free(p);
+    return;
+  }
+  if (path & 1) path_a(depth - 1, path >> 1);
+  else path_b(depth - 1, path >> 1);
+}
+__attribute__((noinline)) void path_a(int depth, unsigned path) {
+  path_step(depth, path);
+  __asm__ volatile("");
+}
+__attribute__((noinline)) void path_b(int depth, unsigned path) {
+  path_step(depth, path);
+  __asm__ volatile("");
+}
+
 __attribute__((noinline)) void *child_site(void) {
   void *p = malloc(1 << 20); /* not a tail call: the frame stays */
   KEEP(p);
@@ -190,6 +213,12 @@ int main(int argc, char **argv) {
     int st;
     waitpid(pid, &st, 0);
     printf("child %d\n", (int)pid);
+    return 0;
+  }
+  if (strcmp(mode, "stacks") == 0) { /* 1,024 distinct stacks, each allocating a few times */
+    for (int r = 0; r < 3; r++)
+      for (unsigned path = 0; path < 1024; path++) path_a(10, path);
+    printf("stacks done\n");
     return 0;
   }
   if (strcmp(mode, "signal") == 0) {
