@@ -294,6 +294,54 @@ elif CASE == "run":
     html = os.path.join(work, "f.html")
     r = tool("flame", exits[0], "-o", html)
     check("nothing sampled was in use" in r.stderr and os.path.getsize(html) > 1000, "flame does too")
+elif CASE == "merge":
+    import json
+    target = os.path.join(BUILD, "test", "prof_target")
+    out = os.path.join(work, "profiles")
+    tool("run", "--rate", "65536", "--out", out, "--", target, "fork")
+    exits = sorted(glob.glob(os.path.join(out, "prof.prof_target.*.exit.pb.gz")))
+    merged = os.path.join(work, "merged.pb.gz")
+
+    def totals(path):
+        t = {}
+        for kind in ("alloc_space", "alloc_objects", "inuse_space", "inuse_objects"):
+            r = tool("report", path, "--sample", kind, "--json")
+            t[kind] = json.loads(r.stdout)["total"] if r.returncode == 0 else None
+        return t
+
+    if len(exits) == 2:
+        tool("merge", exits[0], exits[1], "-o", merged)
+        want = {k: totals(exits[0])[k] + totals(exits[1])[k] for k in totals(exits[0])}
+        got = totals(merged)
+        check(got == want, f"merged totals are the sums of the inputs: {got} vs {want}")
+        r = tool("report", merged, "--sample", "alloc_space")
+        check("child_site" in r.stdout and "site_big_freed" in r.stdout, "both processes' sites are in the merge")
+        pp = subprocess.run(["go", "tool", "pprof", "-raw", merged], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, HOME=work))
+        check(pp.returncode == 0 and "merged from 2 profiles" in pp.stdout, "go tool pprof reads the merge")
+        # a profile merged with itself: the same samples (identical stacks are one), values doubled
+        twice = os.path.join(work, "twice.pb.gz")
+        tool("merge", exits[0], exits[0], "-o", twice)
+        one_t, two_t = totals(exits[0]), totals(twice)
+        check(all(two_t[k] == 2 * one_t[k] for k in one_t), f"merged with itself: doubled {two_t} vs {one_t}")
+        n_one = len(re.findall(r"^\s+\d+\s+\d+\s+\d+\s+\d+: ", subprocess.run(["go", "tool", "pprof", "-raw", exits[0]],
+                    capture_output=True, text=True, env=dict(os.environ, HOME=work)).stdout, re.M))
+        n_two = len(re.findall(r"^\s+\d+\s+\d+\s+\d+\s+\d+: ", subprocess.run(["go", "tool", "pprof", "-raw", twice],
+                    capture_output=True, text=True, env=dict(os.environ, HOME=work)).stdout, re.M))
+        check(n_one > 0 and n_one == n_two, f"identical stacks merge into one sample: {n_one} and {n_two}")
+    # refusals: other sample types, no -o, a link at the output
+    types = fixture("types")
+    p = tool("merge", exits[0], types, "-o", os.path.join(work, "x.pb.gz"), expect=2)
+    check(p.stderr.startswith("memtally: ") and "sample types" in p.stderr and p.stderr.count("\n") == 1,
+          f"profiles of other kinds are refused in one line: {p.stderr.strip()}")
+    p = tool("merge", exits[0], expect=2)
+    check("-o" in p.stderr, "merge without -o is refused")
+    link = os.path.join(work, "link.pb.gz")
+    victim = os.path.join(work, "victim")
+    open(victim, "w").write("precious")
+    os.symlink(victim, link)
+    tool("merge", exits[0], "-o", link, expect=2)
+    check(open(victim).read() == "precious" and os.path.islink(link), "a link at the output is neither followed nor replaced")
 else:
     print("unknown case", CASE)
     sys.exit(2)

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "merge.h"
 #include "profile.h"
 #include "report.h"
 #include "stats.h"
@@ -32,7 +33,8 @@ static const char *usage_main =
     "  report  the worst-offender table of a pprof heap profile, with recommendations\n"
     "  diff    the per-site change between two profiles\n"
     "  flame   a self-contained interactive flame graph (HTML)\n"
-    "  stats   print a statistics dump the library wrote (PREFIX.PID.stats.json)\n"
+    "  merge   several profiles into one (pprof's merge: same stacks summed)\n"
+    "  stats   print a statistics dump the library wrote (PREFIX.PROGRAM.PID.stats.json)\n"
     "\n"
     "memtally COMMAND --help describes each; memtally --version prints the version.\n"
     "MEMTALLY_LIB=PATH names the library run preloads (default: found beside the command\n"
@@ -73,16 +75,36 @@ static const char *usage_flame =
     "  Writes a self-contained flame graph: click a frame to zoom, type to search,\n"
     "  hover for bytes, objects and percent. Everything is inline (no network).\n";
 
+static const char *usage_merge =
+    "usage: memtally merge FILE FILE... -o OUT.pb.gz\n"
+    "  Merges profiles of one kind (the same sample types) into one, as pprof does:\n"
+    "  samples with the same stack (the same functions and lines, or addresses when\n"
+    "  unsymbolized) and labels are summed. For the processes of one run\n"
+    "  (memtally merge prof/prof.cc1.*.exit.pb.gz -o cc1.pb.gz) or for runs of one program.\n"
+    "  --max-size N, --max-frames N as for report.\n";
+
 static const char *usage_stats =
     "usage: memtally stats FILE\n"
     "  Prints the allocator statistics the library wrote at exit beside its profiles\n"
-    "  (PREFIX.PID.stats.json, whenever MEMTALLY_PROF_OUT is set, as memtally run does).\n";
+    "  (PREFIX.PROGRAM.PID.stats.json, whenever MEMTALLY_PROF_OUT is set, as memtally run does).\n";
 
 static int fail(const char *fmt, const char *a, const char *b) {
   fprintf(stderr, "memtally: ");
   fprintf(stderr, fmt, a, b);
   fputc('\n', stderr);
   return 2;
+}
+
+/* --max-size or --max-frames with its value (K/M/G suffixes): 0, or 2 after one line. */
+static int parse_limit(const char *opt, const char *value) {
+  char *end;
+  unsigned long long n = strtoull(value, &end, 10);
+  unsigned long long unit = *end == 'K' ? 1ULL << 10 : *end == 'M' ? 1ULL << 20 : *end == 'G' ? 1ULL << 30 : 1;
+  if (unit > 1) end++;
+  if (*end || n == 0 || n > (1ULL << 40) / unit) return fail("%s wants a positive number, not '%s'", opt, value);
+  if (opt[6] == 's') mtt_limit.max_bytes = (size_t)(n * unit);
+  else mtt_limit.max_frames = (size_t)(n * unit);
+  return 0;
 }
 
 static int want_help(int argc, char **argv) {
@@ -122,13 +144,7 @@ static int parse_opts(int argc, char **argv, mtt_options *o, const char **files,
     } else if (strcmp(a, "--json") == 0) {
       o->json = 1;
     } else if ((strcmp(a, "--max-size") == 0 || strcmp(a, "--max-frames") == 0) && i + 1 < argc) {
-      char *end;
-      unsigned long long n = strtoull(argv[++i], &end, 10);
-      unsigned long long unit = *end == 'K' ? 1ULL << 10 : *end == 'M' ? 1ULL << 20 : *end == 'G' ? 1ULL << 30 : 1;
-      if (unit > 1) end++;
-      if (*end || n == 0 || n > (1ULL << 40) / unit) return fail("%s wants a positive number, not '%s'", a, argv[i]);
-      if (a[6] == 's') mtt_limit.max_bytes = (size_t)(n * unit);
-      else mtt_limit.max_frames = (size_t)(n * unit);
+      if (parse_limit(a, argv[++i]) != 0) return 2;
     } else if (strcmp(a, "-o") == 0 && outpath != NULL && i + 1 < argc) {
       *outpath = argv[++i];
     } else if (a[0] == '-' && a[1] != 0) {
@@ -492,6 +508,48 @@ static int cmd_run(int argc, char **argv) {
   return code;
 }
 
+static int cmd_merge(int argc, char **argv) {
+  const char *outpath = NULL;
+  const char *files[1024];
+  size_t n = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-o") == 0 && i + 1 < argc) outpath = argv[++i];
+    else if ((strcmp(a, "--max-size") == 0 || strcmp(a, "--max-frames") == 0) && i + 1 < argc) {
+      if (parse_limit(a, argv[++i]) != 0) return 2;
+    } else if (a[0] == '-' && a[1] != 0) {
+      fprintf(stderr, "memtally: unknown option '%s'\n%s", a, usage_merge);
+      return 2;
+    } else if (n < sizeof files / sizeof files[0]) {
+      files[n++] = a;
+    } else {
+      return fail("merge takes at most 1024 files%s%s", "", "");
+    }
+  }
+  if (outpath == NULL || n == 0) {
+    fprintf(stderr, "memtally: merge needs profiles and -o OUT\n%s", usage_merge);
+    return 2;
+  }
+  mtt_profile *in = calloc(n, sizeof *in);
+  if (in == NULL) return fail("out of memory%s%s", "", "");
+  char err[512];
+  int rc = 0;
+  size_t got = 0;
+  for (; got < n; got++) {
+    if (mtt_profile_read(files[got], &in[got], err, sizeof err) != 0) {
+      rc = fail("%s: %s", files[got], err);
+      break;
+    }
+  }
+  if (rc == 0) {
+    if (mtt_merge(in, n, outpath, err, sizeof err) != 0) rc = fail("merge: %s%s", err, "");
+    else printf("merged %zu profiles: %s\n", n, outpath);
+  }
+  for (size_t i = 0; i < got; i++) mtt_profile_free(&in[i]);
+  free(in);
+  return rc;
+}
+
 static int cmd_stats(int argc, char **argv) {
   if (argc != 1 || argv[0][0] == '-') {
     fprintf(stderr, "memtally: stats takes one file\n%s", usage_stats);
@@ -523,6 +581,7 @@ int main(int argc, char **argv) {
               {"report", usage_report, cmd_report},
               {"diff", usage_diff, cmd_diff},
               {"flame", usage_flame, cmd_flame},
+              {"merge", usage_merge, cmd_merge},
               {"stats", usage_stats, cmd_stats}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     if (strcmp(cmd, cmds[i].name) != 0) continue;
