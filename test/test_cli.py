@@ -324,9 +324,9 @@ elif CASE == "merge":
         tool("merge", exits[0], exits[0], "-o", twice)
         one_t, two_t = totals(exits[0]), totals(twice)
         check(all(two_t[k] == 2 * one_t[k] for k in one_t), f"merged with itself: doubled {two_t} vs {one_t}")
-        n_one = len(re.findall(r"^\s+\d+\s+\d+\s+\d+\s+\d+: ", subprocess.run(["go", "tool", "pprof", "-raw", exits[0]],
+        n_one = len(re.findall(r"^\s+(?:\d+\s+){3,}\d+: ", subprocess.run(["go", "tool", "pprof", "-raw", exits[0]],
                     capture_output=True, text=True, env=dict(os.environ, HOME=work)).stdout, re.M))
-        n_two = len(re.findall(r"^\s+\d+\s+\d+\s+\d+\s+\d+: ", subprocess.run(["go", "tool", "pprof", "-raw", twice],
+        n_two = len(re.findall(r"^\s+(?:\d+\s+){3,}\d+: ", subprocess.run(["go", "tool", "pprof", "-raw", twice],
                     capture_output=True, text=True, env=dict(os.environ, HOME=work)).stdout, re.M))
         check(n_one > 0 and n_one == n_two, f"identical stacks merge into one sample: {n_one} and {n_two}")
     # refusals: other sample types, no -o, a link at the output

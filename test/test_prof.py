@@ -65,10 +65,11 @@ def read_samples(path):
         if line.startswith("Mappings"):
             section = "m"
             continue
-        if section == "s":
-            m = re.match(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+):\s*([\d ]*)$", line)
+        if section == "s":  # the values of every sample type, the first four as in Go's heap profiles
+            m = re.match(r"^\s*((?:\d+\s+){3,}\d+):\s*([\d ]*)$", line)
             if m:
-                samples.append(([int(m.group(i)) for i in range(1, 5)], [int(x) for x in m.group(5).split()]))
+                values = [int(x) for x in m.group(1).split()]
+                samples.append((values, [int(x) for x in m.group(2).split()]))
         elif section == "l":
             m = re.match(r"^\s*(\d+): (0x[0-9a-f]+) M=\d+\s*(\S*)", line)
             if m:
@@ -207,6 +208,21 @@ elif CASE == "exact":
         raw = gzip.decompress(data)
         check(data[:3] == b"\x1f\x8b\x08" and (data[10] >> 1) & 3 != 0, "a gzip member of compressed deflate blocks")
         check(len(raw) >= 1.4 * len(data), f"compressed: {len(data)} bytes for a {len(raw)}-byte profile")
+        # bytes requested and bytes of the blocks held: at rate 1 the held figures are the allocator's own
+        import json
+        sums = [0] * 6
+        for values, _ in read_samples(path):
+            for i in range(min(6, len(values))):
+                sums[i] += values[i]
+        stats = glob.glob(os.path.join(work, "prof.*.stats.json"))
+        check(len(stats) == 1, "the statistics were written beside the profile")
+        if stats:
+            st = json.load(open(stats[0]))
+            check(sums[4] >= sums[1] and sums[5] >= sums[3], f"held >= requested: {sums}")
+            check(abs(sums[4] - st["bytes_allocated"]) <= 4096,
+                  f"alloc_held_space {sums[4]} is the statistics' bytes allocated {st['bytes_allocated']}")
+            check(abs(sums[5] - st["bytes_in_use"]) <= 4096,
+                  f"inuse_held_space {sums[5]} is the statistics' bytes in use {st['bytes_in_use']}")
 elif CASE == "callers":
     callers({}, 2.0, 0.10)
     clear_profiles()

@@ -57,7 +57,9 @@ static const char *usage_report =
     "  objects, average size; under each of the top 5 a recommendation, naming the\n"
     "  rule that fired and the numbers behind it. Reads any pprof heap profile.\n"
     "  --sample TYPE  alloc_space, alloc_objects, inuse_space or inuse_objects (default:\n"
-    "                 the profile's default type, else inuse_space)\n"
+    "                 the profile's default type, else inuse_space); memtally's profiles also\n"
+    "                 have alloc_held_space and inuse_held_space: the bytes of the blocks\n"
+    "                 handed out, size-class rounding included (space counts bytes requested)\n"
     "  --by KEY       group by function (default), source line, stack or region\n"
     "  --top N        rows to print (default 20)\n"
     "  --json         machine-readable output\n"
@@ -125,10 +127,13 @@ static int parse_opts(int argc, char **argv, mtt_options *o, const char **files,
     const char *a = argv[i];
     if (strcmp(a, "--sample") == 0 && i + 1 < argc) {
       o->sample = argv[++i];
-      if (strcmp(o->sample, "alloc_space") && strcmp(o->sample, "alloc_objects") && strcmp(o->sample, "inuse_space") &&
-          strcmp(o->sample, "inuse_objects"))
-        return fail("unknown sample type '%s' (alloc_space, alloc_objects, inuse_space, inuse_objects)%s", o->sample,
-                    "");
+      static const char *known[] = {"alloc_space",      "alloc_objects",   "inuse_space",
+                                    "inuse_objects",    "alloc_held_space", "inuse_held_space"};
+      int ok = 0;
+      for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) ok |= strcmp(o->sample, known[k]) == 0;
+      if (!ok)
+        return fail("unknown sample type '%s' (alloc_space, alloc_objects, inuse_space, inuse_objects, "
+                    "alloc_held_space, inuse_held_space)%s", o->sample, "");
     } else if (strcmp(a, "--by") == 0 && i + 1 < argc) {
       const char *b = argv[++i];
       if (strcmp(b, "function") == 0) o->by = MTT_BY_FUNCTION;

@@ -394,6 +394,17 @@ int mtt_report(const mtt_profile *p, const mtt_options *o, FILE *out, char *err,
   }
   if (o->json) fprintf(out, "]}\n");
   table_free(&t);
+  /* bytes requested against the bytes of the blocks held (memtally's profiles have both) */
+  const char *held_name = strcmp(p->type_names[vi], "alloc_space") == 0   ? "alloc_held_space"
+                          : strcmp(p->type_names[vi], "inuse_space") == 0 ? "inuse_held_space"
+                                                                            : NULL;
+  int hv = held_name ? mtt_profile_type(p, held_name) : -1;
+  if (!o->json && hv >= 0 && total > 0) {
+    double held = mtt_type_total(p, hv);
+    fmt_value(v, sizeof v, held, unit);
+    fprintf(out, "(bytes as requested; the blocks held for them: %s, %+.1f%% for size-class rounding: --sample %s)\n",
+            v, 100.0 * (held - total) / total, held_name);
+  }
   return 0;
 }
 

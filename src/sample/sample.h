@@ -24,8 +24,9 @@
  * of size s taken at mean interval R stands for 1/p allocations of s bytes,
  * p = 1 - exp(-s/R). Kept in doubles (sums of weights), exported rounded. */
 typedef struct mt_prof_counts {
-  double alloc_objects, alloc_bytes;  /* cumulative */
+  double alloc_objects, alloc_bytes;  /* cumulative (bytes as requested) */
   double live_objects, live_bytes;    /* in use now */
+  double alloc_held, live_held;       /* bytes of the blocks handed out: with size-class rounding */
 } mt_prof_counts;
 
 typedef struct mt_prof_stack {

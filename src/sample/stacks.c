@@ -31,15 +31,16 @@ double mt__prof_rate = 512 * 1024;
 #define MT_POOL_MAX (1u << 23)     /* program counters kept */
 #define MT_FIX 256.0               /* fixed point of the figures: units of 1/256 */
 
-enum { MT_ALLOC_OBJECTS, MT_ALLOC_BYTES, MT_LIVE_OBJECTS, MT_LIVE_BYTES };
+/* bytes: as requested; held: of the blocks handed out (size-class rounding included) */
+enum { MT_ALLOC_OBJECTS, MT_ALLOC_BYTES, MT_LIVE_OBJECTS, MT_LIVE_BYTES, MT_ALLOC_HELD, MT_LIVE_HELD, MT_FIGS };
 
 typedef struct mt_stack_rec {
   uint64_t hash;
   uint32_t npcs, pcs_at;           /* its program counters: mt_pool[pcs_at ..] */
   uint64_t tid;
   char region[48];
-  _Atomic int64_t fig[4];          /* figures now, fixed point */
-  int64_t window[4];               /* figures at the start of the window (under the mutex) */
+  _Atomic int64_t fig[MT_FIGS];    /* figures now, fixed point */
+  int64_t window[MT_FIGS];         /* figures at the start of the window (under the mutex) */
 } mt_stack_rec;
 
 /* The index: stack number + 1 per slot, 0 empty. It is replaced by one
@@ -63,7 +64,7 @@ static uint64_t mt_prof_start_ns, mt_window_start_ns;
 typedef struct mt_live {
   uintptr_t addr;                  /* 0 empty, 1 deleted */
   uint32_t stack;
-  uint32_t pad;
+  uint32_t block;                  /* its block's size (held bytes: objects x block) */
   int64_t objects, bytes;          /* the weights it added to its stack's live figures */
 } mt_live;
 
@@ -283,7 +284,7 @@ static int mt_live_grow(mt_live_shard *sh) {
 }
 
 /* Returns 0, or -1 when there was no memory to remember the block. */
-static int mt_live_put(uintptr_t addr, uint32_t stack, int64_t objects, int64_t bytes) {
+static int mt_live_put(uintptr_t addr, uint32_t stack, uint32_t block, int64_t objects, int64_t bytes) {
   uint64_t h = mt_live_hash(addr);
   mt_live_shard *sh = mt_live_shard_of(h);
   mt_spin_lock(&sh->lock);
@@ -296,7 +297,7 @@ static int mt_live_put(uintptr_t addr, uint32_t stack, int64_t objects, int64_t 
     if (sh->tab[j].addr <= 1) {
       if (sh->tab[j].addr == 1) sh->dead--;
       else sh->used++;
-      sh->tab[j] = (mt_live){addr, stack, 0, objects, bytes};
+      sh->tab[j] = (mt_live){addr, stack, block, objects, bytes};
       break;
     }
   }
@@ -359,12 +360,17 @@ found:;
       bytes = (int64_t)((double)size * w + 0.5);
     }
   }
+  size_t bsize = counted > size ? counted : size;
+  uint32_t b32 = bsize > UINT32_MAX ? UINT32_MAX : (uint32_t)bsize;
+  int64_t held = objects * (int64_t)b32;
   _Atomic int64_t *fig = mt_stacks[s].fig;
   atomic_fetch_add_explicit(&fig[MT_ALLOC_OBJECTS], objects, memory_order_relaxed);
   atomic_fetch_add_explicit(&fig[MT_ALLOC_BYTES], bytes, memory_order_relaxed);
-  if (mt_live_put((uintptr_t)block, (uint32_t)s, objects, bytes) == 0) {
+  atomic_fetch_add_explicit(&fig[MT_ALLOC_HELD], held, memory_order_relaxed);
+  if (mt_live_put((uintptr_t)block, (uint32_t)s, b32, objects, bytes) == 0) {
     atomic_fetch_add_explicit(&fig[MT_LIVE_OBJECTS], objects, memory_order_relaxed);
     atomic_fetch_add_explicit(&fig[MT_LIVE_BYTES], bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&fig[MT_LIVE_HELD], held, memory_order_relaxed);
   }
 }
 
@@ -374,6 +380,7 @@ void mt__prof_on_free(void *block) {
   _Atomic int64_t *fig = mt_stacks[l.stack].fig;
   atomic_fetch_sub_explicit(&fig[MT_LIVE_OBJECTS], l.objects, memory_order_relaxed);
   atomic_fetch_sub_explicit(&fig[MT_LIVE_BYTES], l.bytes, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&fig[MT_LIVE_HELD], l.objects * (int64_t)l.block, memory_order_relaxed);
 }
 
 /* At _exit, which may run in a signal handler that interrupted a thread
@@ -405,10 +412,10 @@ int mt__prof_snapshot(mt_prof_snapshot *snap, bool window) {
     o->pcs_at = r->pcs_at;
     o->tid = r->tid;
     memcpy(o->region, r->region, sizeof o->region);
-    int64_t f[4];
-    for (int k = 0; k < 4; k++) f[k] = atomic_load_explicit(&r->fig[k], memory_order_relaxed);
-    o->now = (mt_prof_counts){f[0] / MT_FIX, f[1] / MT_FIX, f[2] / MT_FIX, f[3] / MT_FIX};
-    o->window = (mt_prof_counts){r->window[0] / MT_FIX, r->window[1] / MT_FIX, 0, 0};
+    int64_t f[MT_FIGS];
+    for (int k = 0; k < MT_FIGS; k++) f[k] = atomic_load_explicit(&r->fig[k], memory_order_relaxed);
+    o->now = (mt_prof_counts){f[0] / MT_FIX, f[1] / MT_FIX, f[2] / MT_FIX, f[3] / MT_FIX, f[4] / MT_FIX, f[5] / MT_FIX};
+    o->window = (mt_prof_counts){r->window[0] / MT_FIX, r->window[1] / MT_FIX, 0, 0, r->window[4] / MT_FIX, 0};
     if (window) memcpy(r->window, f, sizeof f);
   }
   memcpy(snap->pcs, mt_pool, sizeof(uintptr_t) * np);

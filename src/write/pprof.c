@@ -96,9 +96,14 @@ int mt__pprof_encode(const mt_prof_snapshot *snap, const mt_pprof_mapping *maps,
   mt_buf tmp = {0}, sub = {0}, locs = {0};
   mt_pcmap pcs = {0};
   mt_str(&st, "");
-  static const char *types[4][2] = {
-      {"alloc_objects", "count"}, {"alloc_space", "bytes"}, {"inuse_objects", "count"}, {"inuse_space", "bytes"}};
-  for (int i = 0; i < 4; i++) mt_value_type(out, &tmp, PB_PROFILE_SAMPLE_TYPE, mt_str(&st, types[i][0]), mt_str(&st, types[i][1]));
+  /* the four of Go's heap profiles (bytes as requested), then the bytes of
+   * the blocks handed out, size-class rounding included: their difference
+   * is each site's internal fragmentation, and they add up to the
+   * allocator's statistics */
+  static const char *types[6][2] = {{"alloc_objects", "count"},    {"alloc_space", "bytes"},
+                                    {"inuse_objects", "count"},    {"inuse_space", "bytes"},
+                                    {"alloc_held_space", "bytes"}, {"inuse_held_space", "bytes"}};
+  for (int i = 0; i < 6; i++) mt_value_type(out, &tmp, PB_PROFILE_SAMPLE_TYPE, mt_str(&st, types[i][0]), mt_str(&st, types[i][1]));
 
   /* mappings: executable file mappings, with the build ID of their object */
   for (size_t i = 0; i < nmaps; i++) {
@@ -166,14 +171,15 @@ int mt__pprof_encode(const mt_prof_snapshot *snap, const mt_pprof_mapping *maps,
   uint64_t thread_key = mt_str(&st, "thread"), region_key = mt_str(&st, "region");
   for (size_t i = 0; i < snap->nstacks; i++) {
     const mt_prof_stack *s = &snap->stacks[i];
-    int64_t v[4] = {mt_round(s->now.alloc_objects - (window ? s->window.alloc_objects : 0)),
+    int64_t v[6] = {mt_round(s->now.alloc_objects - (window ? s->window.alloc_objects : 0)),
                     mt_round(s->now.alloc_bytes - (window ? s->window.alloc_bytes : 0)),
-                    mt_round(s->now.live_objects), mt_round(s->now.live_bytes)};
+                    mt_round(s->now.live_objects), mt_round(s->now.live_bytes),
+                    mt_round(s->now.alloc_held - (window ? s->window.alloc_held : 0)), mt_round(s->now.live_held)};
     if (v[0] == 0 && v[1] == 0 && v[2] == 0 && v[3] == 0) continue;
     for (uint32_t k = 0; k < s->npcs; k++) ids[k] = *mt_pc_slot(&pcs, snap->pcs[s->pcs_at + k]);
     mt__buf_reset(&tmp);
     mt__pb_packed(&tmp, PB_SAMPLE_LOCATION_ID, ids, s->npcs);
-    mt__pb_packed(&tmp, PB_SAMPLE_VALUE, (const uint64_t *)v, 4);
+    mt__pb_packed(&tmp, PB_SAMPLE_VALUE, (const uint64_t *)v, 6);
     if (s->tid) {
       mt__buf_reset(&sub);
       mt__pb_uint(&sub, PB_LABEL_KEY, thread_key);
