@@ -75,10 +75,6 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
   int64_t used = heap->countdown_set - heap->countdown;
   heap->keep_left -= used;
   heap->sample.left -= used;
-  if (heap->keep_left <= 0) {
-    heap->keep_left = mt__countdown_bytes();
-    if (!heap->sample.busy) mt_bookkeeping(heap);
-  }
   if (heap->sample.left <= 0 && mt_load(&mt__prof_on) && !heap->sample.busy) {
     heap->sample.left = mt__prof_next_interval(&heap->sample.rng);
     heap->sample.busy = 1;
@@ -116,6 +112,11 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
     if (heap->sample.cache == NULL) heap->sample.cache = mt__prof_cache_new();
     mt__prof_record(block, size, counted, heap->tid, heap->sample.label, ip0, sp0, heap->sample.cache);
     heap->sample.busy = 0;
+  }
+  /* After the sample: a peak profile taken here includes this allocation. */
+  if (heap->keep_left <= 0) {
+    heap->keep_left = mt__countdown_bytes();
+    if (!heap->sample.busy) mt_bookkeeping(heap);
   }
   mt_countdown_arm(heap);
   return block;

@@ -149,8 +149,16 @@ static void mt_write_kind(const char *what, int seq, bool window, mt_prof_snapsh
     }
     return;
   }
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&mt_writing, &expected, 1)) return;
+  /* One profile at a time. Another writer is the helper thread (or a
+   * thread in mt_prof_dump), which finishes on its own: wait for it, so an
+   * exit or peak profile is never skipped for a window profile being written
+   * (10 s at most, then give up rather than hang). */
+  for (int waited_ms = 0;; waited_ms++) {
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&mt_writing, &expected, 1)) break;
+    if (waited_ms >= 10000) return;
+    mt__os_sleep_ms(1);
+  }
   mt_write_profile(path, window, what, taken);
   atomic_store(&mt_writing, 0);
 }

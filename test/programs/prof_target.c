@@ -95,6 +95,11 @@ __attribute__((noinline)) void *peak_site(void) {
   KEEP(p);
   return p;
 }
+__attribute__((noinline)) void *peak_small_site(void) {
+  void *p = malloc(4096); /* not a tail call: the frame stays */
+  KEEP(p);
+  return p;
+}
 __attribute__((noinline)) void *after_peak_site(void) {
   void *p = malloc(1 << 20); /* not a tail call: the frame stays */
   KEEP(p);
@@ -245,6 +250,15 @@ int main(int argc, char **argv) {
     void *w[8];
     for (int i = 0; i < 8; i++) w[i] = after_peak_site();
     for (int i = 0; i < 8; i++) KEEP(w[i]);
+    printf("peak done\n");
+    return 0;
+  }
+  if (strcmp(mode, "peak_small") == 0) { /* a 96 MiB peak of 4 KiB blocks, then 8 MiB */
+    enum { N = 96 * 256 };
+    static void *v[N];
+    for (int i = 0; i < N; i++) v[i] = peak_small_site();
+    for (int i = 0; i < N; i++) free(v[i]);
+    for (int i = 0; i < 8; i++) KEEP(after_peak_site());
     printf("peak done\n");
     return 0;
   }
