@@ -111,6 +111,20 @@ gcc_processes)
   grep -q "the process that allocated most: cc1 " "$work/out" || fail "the summary is not cc1's"
   grep -q "other process" "$work/out" || fail "the other processes are not counted"
   ;;
+python_profile)
+  # python3 under memtally run: its profile is named python3, deflated, and a report of it
+  # (python frees most of its memory at exit) falls back to what was allocated, with a note
+  tool=$bindir/../memtally
+  "$tool" run --rate 4096 --out "$work/prof" -- $py "$here/programs/churn.py" >"$work/out" 2>"$err" ||
+    fail "memtally run python3"
+  prof=$(ls "$work"/prof/prof.python3*.exit.pb.gz 2>/dev/null | head -1)
+  [ -n "$prof" ] || fail "no python3 exit profile"
+  grep -q "60000 20000 60000" "$work/out" || fail "python's own output is missing"
+  "$tool" report "$prof" --top 5 >"$work/report" 2>"$work/report.err" || fail "report of the python profile"
+  grep -q "by function, total" "$work/report" || fail "no table"
+  raw=$(python3 -c "import gzip,sys; print(len(gzip.decompress(open(sys.argv[1],'rb').read())))" "$prof")
+  [ "$raw" -gt "$(stat -c %s "$prof")" ] || fail "the profile is not compressed"
+  ;;
 perl)
   run perl "$here/programs/churn.pl" || fail "exit status $?"
   expect_out "100000 99997 1348455 200 key001156 key099214"
