@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= 2
 CHECK_PKGS := cmake make gcc g++ pkgconf clang libclang-rt-14-dev zlib1g-dev python3 sqlite3 git perl golang-go valgrind \
-  redis-server redis-tools \
+  redis-server redis-tools prometheus \
   chromium libgoogle-perftools-dev
 BENCH_PKGS := libmimalloc2.0 libjemalloc2 libgoogle-perftools-dev heaptrack valgrind libtalloc-dev
 ROUNDS ?= 5

@@ -25,6 +25,7 @@ LAYERS = [
     ("region", ["region/"]),      # named regions on top of the allocator
     ("write", ["write/"]),        # encoders: pprof, stats text and JSON, Prometheus
     ("profile", ["profile/"]),    # symbolization, snapshots to files, when to write
+    ("serve", ["serve/"]),        # the live HTTP endpoints
     ("entry", ["init.c", "init.h", "override.c", "bench.c"]),  # process start, fork, exit; the C/C++ surface
 ]
 RANK = {name: i for i, (name, _) in enumerate(LAYERS)}

@@ -13,6 +13,7 @@
 #include "os/os.h"
 #include "profile/profile.h"
 #include "region/region.h"
+#include "serve/serve.h"
 #include "write/stats_text.h"
 
 /* Referenced from override.c, so a program linked with the static library
@@ -31,6 +32,7 @@ static void mt_fork_child(void) {
   mt__alloc_after_fork_child();
   mt__region_after_fork();
   mt__profile_after_fork_child(); /* the child's profile starts empty */
+  mt__serve_after_fork_child();   /* and it does not answer on its parent's socket */
 }
 
 __attribute__((constructor(101))) static void mt_process_start(void) {
@@ -40,6 +42,7 @@ __attribute__((constructor(101))) static void mt_process_start(void) {
   mt__os_at_fork_child(mt_fork_child);
   mt__alloc_set_tick(mt__profile_tick);
   mt__profile_start();
+  mt__serve_start();
   /* a heap made before sampling started: its countdown now counts to the next sample too */
   if (mt__tls_heap != &mt__heap_empty) mt__countdown_reset(mt__tls_heap);
 }

@@ -61,6 +61,8 @@ static const mt_option_desc mt_options[MT_OPT_COUNT] = {
                              "Regions: poison and protect released chunks (a use after reset faults, naming the region) and check a redzone after every block."},
     [MT_OPT_PROF_SIGNAL] = {"MEMTALLY_PROF_SIGNAL", MT_KIND_SIGNAL, 12, 0, 64, "SIGUSR2",
                             "Signal that writes a profile when MEMTALLY_PROF_OUT is set: a name (USR1, SIGUSR2, RTMIN+3) or number; 0: none. Without MEMTALLY_PROF_OUT no handler is installed."},
+    [MT_OPT_HTTP] = {"MEMTALLY_HTTP", MT_KIND_TEXT, 0, 0, 0, "(unset)",
+                     "HOST:PORT to serve /debug/pprof/heap, /debug/pprof/allocs?seconds=N and /metrics on (127.0.0.1:0 picks a port, printed on stderr)."},
 };
 
 long long mt__opt[MT_OPT_COUNT];

@@ -6,7 +6,11 @@
 #include "os.h"
 
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -312,3 +316,54 @@ int mt__os_mutex_reclaim(pthread_mutex_t *m) {
   pthread_mutex_init(m, NULL);
   return held;
 }
+
+/* ---- sockets ---- */
+
+int mt__os_listen(const char *host, int port, int *bound) {
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
+  if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+    errno = EINVAL;
+    return -1;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  socklen_t len = sizeof a;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 128) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  if (bound) *bound = ntohs(a.sin_port);
+  return fd;
+}
+
+int mt__os_accept(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+long mt__os_recv(int fd, void *buf, size_t n) {
+  ssize_t r = recv(fd, buf, n, 0);
+  if (r >= 0) return (long)r;
+  return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -1 : -2;
+}
+
+long mt__os_send(int fd, const void *buf, size_t n) {
+  ssize_t r = send(fd, buf, n, MSG_NOSIGNAL);
+  if (r >= 0) return (long)r;
+  return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -1 : -2;
+}
+
+void mt__os_shutdown_write(int fd) { shutdown(fd, SHUT_WR); }
+
+void mt__os_close(int fd) {
+  if (fd >= 0) close(fd);
+}
+
+int mt__os_poll(struct pollfd *fds, unsigned n, int timeout_ms) { return poll(fds, n, timeout_ms); }
+

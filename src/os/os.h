@@ -93,6 +93,21 @@ MT_HIDDEN void *mt__os_map_plain(size_t size);
 /* Make the pages inaccessible: any access faults. */
 MT_HIDDEN void mt__os_protect_none(void *p, size_t size);
 
+/* ---- sockets (the HTTP endpoint: serve/) ---- */
+struct pollfd;
+/* A listening TCP socket on a numeric IPv4 address (or "localhost"), port
+ * (0: the kernel picks; *bound tells which), non-blocking, close-on-exec.
+ * The descriptor, or -1 (errno). */
+MT_HIDDEN int mt__os_listen(const char *host, int port, int *bound);
+/* A connection waiting on fd, non-blocking and close-on-exec, or -1. */
+MT_HIDDEN int mt__os_accept(int fd);
+/* Non-blocking I/O: bytes moved, 0 (recv: closed), -1 (would block), -2 (error). */
+MT_HIDDEN long mt__os_recv(int fd, void *buf, size_t n);
+MT_HIDDEN long mt__os_send(int fd, const void *buf, size_t n);
+MT_HIDDEN void mt__os_close(int fd);
+MT_HIDDEN void mt__os_shutdown_write(int fd); /* the peer reads the end of the response */
+MT_HIDDEN int mt__os_poll(struct pollfd *fds, unsigned n, int timeout_ms);
+
 /* ---- code in memory (objects.c) ---- */
 typedef struct mt_os_object {
   char path[512];                /* absolute; the program's own from /proc/self/exe */

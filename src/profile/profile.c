@@ -64,27 +64,34 @@ static size_t mt_mappings(mt_objects *objs) {
   return n;
 }
 
-static int mt_write_snapshot(const char *path, const mt_prof_snapshot *snap, bool window, const char *kind) {
+/* snap as a gzipped profile in gz (empty on entry). 0, or -1 (errno ENOMEM). */
+static int mt_encode_gz(const mt_prof_snapshot *snap, bool window, const char *kind, mt_buf *gz) {
   mt_objects objs = {0};
   mt__objects_load(&objs);
   mt__objects_want(&objs, snap->pcs, snap->npcs); /* only the profile's addresses are named */
   size_t nmaps = mt_mappings(&objs);
   mt_pprof_symbols sym = {mt_sym_name, mt_sym_line, &objs};
-  mt_buf raw = {0}, gz = {0};
+  mt_buf raw = {0};
   int rc = -1;
   if (mt__pprof_encode(snap, mt_maps, nmaps, &sym, window, kind, mt__os_command_line(), &raw) == 0) {
-    if (mt__gzip_deflate(&gz, raw.data, raw.len, 1) != 0) {
-      gz.len = 0;
-      gz.failed = 0;
-      mt__gzip_stored(&gz, raw.data, raw.len); /* no memory for zlib's state: uncompressed */
+    if (mt__gzip_deflate(gz, raw.data, raw.len, 1) != 0) {
+      gz->len = 0;
+      gz->failed = 0;
+      mt__gzip_stored(gz, raw.data, raw.len); /* no memory for zlib's state: uncompressed */
     }
-    if (!gz.failed) rc = mt__os_write_file_atomic(path, gz.data, gz.len, (unsigned)mt__opt[MT_OPT_FILE_MODE]);
-  } else {
-    errno = ENOMEM;
+    rc = gz->failed ? -1 : 0;
   }
+  if (rc != 0) errno = ENOMEM;
   mt__buf_free(&raw);
-  mt__buf_free(&gz);
   mt__objects_free(&objs);
+  return rc;
+}
+
+static int mt_write_snapshot(const char *path, const mt_prof_snapshot *snap, bool window, const char *kind) {
+  mt_buf gz = {0};
+  int rc = mt_encode_gz(snap, window, kind, &gz);
+  if (rc == 0) rc = mt__os_write_file_atomic(path, gz.data, gz.len, (unsigned)mt__opt[MT_OPT_FILE_MODE]);
+  mt__buf_free(&gz);
   return rc;
 }
 
@@ -122,6 +129,46 @@ static int mt_write_profile(const char *path, bool window, const char *kind, mt_
   return rc;
 }
 
+/* One profile encoded at a time (the mapping tables above are shared):
+ * wait for another writer, which finishes on its own, at most 10 s. */
+static bool mt_writing_take(void) {
+  for (int waited_ms = 0;; waited_ms++) {
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&mt_writing, &expected, 1)) return true;
+    if (waited_ms >= 10000) return false;
+    mt__os_sleep_ms(1);
+  }
+}
+
+int mt__profile_encode(mt_buf *gz, const mt_prof_snapshot *base, const char *kind) {
+  if (!mt_load(&mt__prof_on)) {
+    errno = ENOTSUP;
+    return -1;
+  }
+  mt_heap *heap = mt__heap_for_thread();
+  if (heap == NULL) return -1;
+  int busy = heap->sample.busy;
+  heap->sample.busy = 1; /* nothing this thread allocates now is sampled */
+  int rc = -1;
+  mt_prof_snapshot snap;
+  if (mt_writing_take()) {
+    if (mt__prof_snapshot(&snap, false) == 0) {
+      if (base != NULL) /* a delta: the allocations since base, in use now */
+        for (size_t i = 0; i < snap.nstacks && i < base->nstacks; i++) {
+          snap.stacks[i].window.alloc_objects = base->stacks[i].now.alloc_objects;
+          snap.stacks[i].window.alloc_bytes = base->stacks[i].now.alloc_bytes;
+          snap.stacks[i].window.alloc_held = base->stacks[i].now.alloc_held;
+        }
+      if (base != NULL) snap.duration_ns = snap.time_ns > base->time_ns ? snap.time_ns - base->time_ns : 0;
+      rc = mt_encode_gz(&snap, base != NULL, kind, gz);
+      mt__prof_snapshot_free(&snap);
+    }
+    atomic_store(&mt_writing, 0);
+  }
+  heap->sample.busy = busy;
+  return rc;
+}
+
 /* ---- when to write ---- */
 
 static _Atomic int mt_sig_requested;
@@ -150,15 +197,10 @@ static void mt_write_kind(const char *what, int seq, bool window, mt_prof_snapsh
     return;
   }
   /* One profile at a time. Another writer is the helper thread (or a
-   * thread in mt_prof_dump), which finishes on its own: wait for it, so an
-   * exit or peak profile is never skipped for a window profile being written
-   * (10 s at most, then give up rather than hang). */
-  for (int waited_ms = 0;; waited_ms++) {
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&mt_writing, &expected, 1)) break;
-    if (waited_ms >= 10000) return;
-    mt__os_sleep_ms(1);
-  }
+   * thread in mt_prof_dump, or the HTTP endpoint), which finishes on its
+   * own: wait for it, so an exit or peak profile is never skipped for a
+   * window profile being written (10 s at most, then give up, not hang). */
+  if (!mt_writing_take()) return;
   mt_write_profile(path, window, what, taken);
   atomic_store(&mt_writing, 0);
 }

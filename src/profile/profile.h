@@ -6,6 +6,8 @@
 #include <stdint.h>
 
 #include "../base/common.h"
+#include "../sample/sample.h"
+#include "../write/buf.h"
 
 /* From the library constructor: sampling starts; the MEMTALLY_PROF_SIGNAL handler and
  * the helper thread, when MEMTALLY_PROF_OUT is set. */
@@ -18,6 +20,10 @@ MT_HIDDEN void mt__profile_tick(uint64_t in_use);
  * _exit, perhaps in a signal handler): a lock held elsewhere means no
  * profile rather than a wait. */
 MT_HIDDEN void mt__profile_at_exit(bool quick);
+/* The profile now, gzipped, into gz (an empty mt_buf); with base (a
+ * snapshot taken earlier), the allocations since then: a delta profile, as
+ * Go's /debug/pprof/allocs?seconds=N. For the HTTP endpoint. 0, or -1. */
+MT_HIDDEN int mt__profile_encode(mt_buf *gz, const mt_prof_snapshot *base, const char *kind);
 /* The child after fork: its profile starts empty, its helper on the next tick. */
 MT_HIDDEN void mt__profile_after_fork_child(void);
 

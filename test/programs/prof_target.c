@@ -12,6 +12,8 @@
  *             realloc, called in turn from one loop (the same stack depth for all) */
 #define _GNU_SOURCE
 #include <signal.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +99,16 @@ __attribute__((noinline)) void *peak_site(void) {
 }
 __attribute__((noinline)) void *peak_small_site(void) {
   void *p = malloc(4096); /* not a tail call: the frame stays */
+  KEEP(p);
+  return p;
+}
+__attribute__((noinline)) void *serve_kept_site(void) {
+  void *p = malloc(256 << 10); /* not a tail call: the frame stays */
+  KEEP(p);
+  return p;
+}
+__attribute__((noinline)) void *serve_churn_site(void) {
+  void *p = malloc(64 << 10); /* not a tail call: the frame stays */
   KEEP(p);
   return p;
 }
@@ -217,6 +229,31 @@ int main(int argc, char **argv) {
     }
     int st;
     waitpid(pid, &st, 0);
+    printf("child %d\n", (int)pid);
+    return 0;
+  }
+  if (strcmp(mode, "serve") == 0) { /* a service: keeps 32 MiB, churns 64 KiB blocks until stdin closes */
+    for (int i = 0; i < 128; i++) KEEP(serve_kept_site());
+    printf("serving\n");
+    fflush(stdout);
+    fcntl(0, F_SETFL, O_NONBLOCK);
+    char b[64];
+    for (;;) {
+      for (int i = 0; i < 16; i++) free(serve_churn_site());
+      usleep(10000);
+      ssize_t r = read(0, b, sizeof b);
+      if (r == 0 || (r < 0 && errno != EAGAIN)) break;
+    }
+    printf("served\n");
+    return 0;
+  }
+  if (strcmp(mode, "serve_fork") == 0) { /* the parent serves, forks, and exits; the child lives on 3 s */
+    KEEP(serve_kept_site());
+    pid_t pid = fork();
+    if (pid == 0) {
+      sleep(3);
+      _exit(0);
+    }
     printf("child %d\n", (int)pid);
     return 0;
   }
