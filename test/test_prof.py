@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 CASE, BINDIR = sys.argv[1], sys.argv[2]
 TARGET = os.path.join(BINDIR, "prof_target")
@@ -198,6 +199,64 @@ elif CASE == "write_cost":
         stacks = {tuple(names) for _, names in read_samples(path) if "path_a" in names}
         check(len(stacks) >= 1024, f"the profile has {len(stacks)} distinct stacks through path_a")
     check(total is not None and total <= 5_000_000, f"writing it took {total} instructions (bound 5,000,000)")
+elif CASE == "limit":
+    # before the OOM killer: a share of MEMTALLY_MEMLIMIT (no cgroup needed) ...
+    def limit_files():
+        return sorted(glob.glob(prefix + ".*.limit.*.pb.gz"), key=lambda f: int(f.split(".limit.")[1].split(".")[0]))
+
+    p = run("limit", {"MEMTALLY_MEMLIMIT": "64M", "MEMTALLY_PROF_LIMIT": "50%", "MEMTALLY_PROF_RATE": "1"}, "60")
+    files = limit_files()
+    check(len(files) >= 2, f"limit profiles written as the share grew: {[os.path.basename(f) for f in files]}")
+    # a step the helper had not written yet when the next was crossed gives way to it (the newest counts)
+    check(re.search(r"memtally: \d+ MiB in use or committed: over (50|55|60)% of the 64 MiB limit", p.stderr)
+          is not None, f"one line says so: {p.stderr.strip()[:200]}")
+    if files:
+        first, _ = read_raw(files[0])
+        last, _ = read_raw(files[-1])
+        held0 = first.get("limit_site", [0, 0, 0, 0])[3] >> 20
+        held1 = last.get("limit_site", [0, 0, 0, 0])[3] >> 20
+        check(28 <= held0 <= 42, f"the first at half the limit or a step above: limit_site holds {held0} MiB")
+        check(held1 >= 50 and held1 > held0, f"the last near the top: {held1} MiB")
+    # ... and a real cgroup's memory limit, where the machine lets the test make one
+    cg = None
+    for root, limit_file in (("/sys/fs/cgroup/memory", "memory.limit_in_bytes"), ("/sys/fs/cgroup", "memory.max")):
+        path = os.path.join(root, f"memtally-test-{os.getpid()}")
+        try:
+            os.mkdir(path)
+            with open(os.path.join(path, limit_file), "w") as f:
+                f.write(str(256 << 20))
+            cg = path
+            break
+        except OSError:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+    if cg is None:
+        print("     (no cgroup could be made here: the real-cgroup part is not run)")
+    else:
+        try:
+            clear_profiles()
+            env = dict(os.environ, MEMTALLY_PROF_OUT=prefix, MEMTALLY_PROF_LIMIT="50%", MEMTALLY_PROF_RATE="65536")
+            env.pop("LD_PRELOAD", None)
+            env.pop("MEMTALLY_MEMLIMIT", None)
+            r = subprocess.run(["sh", "-c", f'echo $$ > {cg}/cgroup.procs && exec "$0" limit 200', TARGET], env=env,
+                               capture_output=True, text=True, timeout=300)
+            check(r.returncode == 0, f"the target ran in cgroup {cg}: {r.stderr.strip()[:200]}")
+            files = limit_files()
+            check(bool(files) and "of the 256 MiB limit" in r.stderr,
+                  f"the cgroup's 256 MiB limit was read: {[os.path.basename(f) for f in files]} {r.stderr.strip()[:200]}")
+            if files:
+                first, _ = read_raw(files[0])
+                held0 = first.get("limit_site", [0, 0, 0, 0])[3] >> 20
+                check(100 <= held0 <= 150, f"the first limit profile at half of it: {held0} MiB")
+        finally:
+            for _ in range(50):
+                try:
+                    os.rmdir(cg)
+                    break
+                except OSError:
+                    time.sleep(0.1)
 elif CASE == "exact":
     accuracy({"MEMTALLY_PROF_RATE": "1"}, 0.01, 0)
     # profiles are deflated (zlib level 1), not gzip's stored blocks: smaller than the message

@@ -29,8 +29,9 @@ void mt__countdown_reset(mt_heap *heap) {
 }
 
 int64_t mt__countdown_bytes(void) {
-  return mt__opt[MT_OPT_PROF_PEAK] && mt__opt_str[MT_OPT_PROF_OUT] != NULL ? MT_COUNTDOWN_BYTES_PEAK
-                                                                           : MT_COUNTDOWN_BYTES;
+  return (mt__opt[MT_OPT_PROF_PEAK] || mt__opt[MT_OPT_PROF_LIMIT]) && mt__opt_str[MT_OPT_PROF_OUT] != NULL
+             ? MT_COUNTDOWN_BYTES_PEAK
+             : MT_COUNTDOWN_BYTES;
 }
 
 static mt_tick_fn *_Atomic mt_tick;

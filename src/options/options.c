@@ -11,7 +11,7 @@
 #include "memtally.h"
 #include "../os/os.h"
 
-typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE, MT_KIND_MODE, MT_KIND_TEXT, MT_KIND_PERM, MT_KIND_SIGNAL } mt_option_kind;
+typedef enum { MT_KIND_BOOL, MT_KIND_INT, MT_KIND_SIZE, MT_KIND_MODE, MT_KIND_TEXT, MT_KIND_PERM, MT_KIND_SIGNAL, MT_KIND_PERCENT } mt_option_kind;
 
 typedef struct mt_option_desc {
   const char *name;
@@ -61,6 +61,8 @@ static const mt_option_desc mt_options[MT_OPT_COUNT] = {
                              "Regions: poison and protect released chunks (a use after reset faults, naming the region) and check a redzone after every block."},
     [MT_OPT_PROF_SIGNAL] = {"MEMTALLY_PROF_SIGNAL", MT_KIND_SIGNAL, 12, 0, 64, "SIGUSR2",
                             "Signal that writes a profile when MEMTALLY_PROF_OUT is set: a name (USR1, SIGUSR2, RTMIN+3) or number; 0: none. Without MEMTALLY_PROF_OUT no handler is installed."},
+    [MT_OPT_PROF_LIMIT] = {"MEMTALLY_PROF_LIMIT", MT_KIND_PERCENT, 0, 0, 100, "0",
+                           "Before the OOM killer: when bytes in use or committed cross this share (90%) of the cgroup's memory limit (or MEMTALLY_MEMLIMIT), write PREFIX.PROGRAM.PID.limit.N.pb.gz, and again at each further 5%; 0: off."},
     [MT_OPT_HTTP] = {"MEMTALLY_HTTP", MT_KIND_TEXT, 0, 0, 0, "(unset)",
                      "HOST:PORT to serve /debug/pprof/heap, /debug/pprof/allocs?seconds=N and /metrics on (127.0.0.1:0 picks a port, printed on stderr)."},
 };
@@ -133,6 +135,15 @@ int mt__option_parse(mt_option_id id, const char *text, long long *out) {
   }
   int neg = 0;
   const char *s = text;
+  if (d->kind == MT_KIND_PERCENT) { /* 90% or 90 */
+    unsigned long v = 0;
+    if (*s < '0' || *s > '9') return -1;
+    while (*s >= '0' && *s <= '9' && v <= 1000) v = v * 10 + (unsigned)(*s++ - '0');
+    if (*s == '%') s++;
+    if (*s != 0 || v > 100) return -1;
+    *out = (long long)v;
+    return 0;
+  }
   if (*s == '-') neg = 1, s++;
   if (*s < '0' || *s > '9') return -1;
   unsigned long long v = 0;

@@ -21,6 +21,7 @@ typedef enum mt_option_id {
   MT_OPT_REGION_DEBUG,
   MT_OPT_PROF_SIGNAL,
   MT_OPT_HTTP,
+  MT_OPT_PROF_LIMIT,
   MT_OPT_COUNT
 } mt_option_id;
 

@@ -367,3 +367,67 @@ void mt__os_close(int fd) {
 
 int mt__os_poll(struct pollfd *fds, unsigned n, int timeout_ms) { return poll(fds, n, timeout_ms); }
 
+/* ---- cgroup memory limit ---- */
+
+static uint64_t mt_read_limit_file(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char b[64];
+  ssize_t n = read(fd, b, sizeof b - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  b[n] = 0;
+  if (b[0] < '0' || b[0] > '9') return 0; /* "max" */
+  unsigned long long v = strtoull(b, NULL, 10);
+  return v >= (1ULL << 60) ? 0 : (uint64_t)v; /* v1 writes "unlimited" as a huge number */
+}
+
+/* The tightest limit of file in dir and each of its parents up to root. */
+static uint64_t mt_limit_along(const char *root, const char *path, const char *file) {
+  char p[1024];
+  uint64_t best = 0;
+  int n = snprintf(p, sizeof p, "%s%s", root, path);
+  if (n <= 0 || (size_t)n >= sizeof p - 64) return 0;
+  for (;;) {
+    size_t len = strlen(p);
+    snprintf(p + len, sizeof p - len, "/%s", file);
+    uint64_t v = mt_read_limit_file(p);
+    if (v && (!best || v < best)) best = v;
+    p[len] = 0;
+    if (len <= strlen(root)) break;
+    char *slash = strrchr(p, '/');
+    if (slash == NULL || (size_t)(slash - p) < strlen(root)) break;
+    *slash = 0;
+  }
+  return best;
+}
+
+uint64_t mt__os_cgroup_memory_limit(void) {
+  int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char b[4096];
+  ssize_t n = read(fd, b, sizeof b - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  b[n] = 0;
+  uint64_t best = 0;
+  for (char *line = b, *next; line && *line; line = next) {
+    next = strchr(line, '\n');
+    if (next) *next++ = 0;
+    char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (c2 == NULL) continue;
+    *c2 = 0;
+    const char *ctrl = c1 + 1, *path = c2 + 1;
+    if (strcmp(path, "/") == 0) path = "";
+    uint64_t v = 0;
+    if (ctrl[0] == 0) { /* v2, or v2 mounted beside v1 */
+      v = mt_limit_along("/sys/fs/cgroup", path, "memory.max");
+      if (!v) v = mt_limit_along("/sys/fs/cgroup/unified", path, "memory.max");
+    } else if (strstr(ctrl, "memory") != NULL) {
+      v = mt_limit_along("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes");
+    }
+    if (v && (!best || v < best)) best = v;
+  }
+  return best;
+}
+

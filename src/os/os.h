@@ -93,6 +93,10 @@ MT_HIDDEN void *mt__os_map_plain(size_t size);
 /* Make the pages inaccessible: any access faults. */
 MT_HIDDEN void mt__os_protect_none(void *p, size_t size);
 
+/* The memory limit of the process's cgroup (v2 memory.max, v1
+ * memory.limit_in_bytes; the tightest along its path), 0 when none. */
+MT_HIDDEN uint64_t mt__os_cgroup_memory_limit(void);
+
 /* ---- sockets (the HTTP endpoint: serve/) ---- */
 struct pollfd;
 /* A listening TCP socket on a numeric IPv4 address (or "localhost"), port

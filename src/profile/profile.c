@@ -222,6 +222,34 @@ static bool mt_peak_try_lock(void) {
 }
 static void mt_peak_unlock(void) { atomic_store_explicit(&mt_peak_lock, 0, memory_order_release); }
 
+/* Before the OOM killer (MEMTALLY_PROF_LIMIT): the limit in bytes, the next
+ * step (threshold = limit x (share + 5 x step) / 100), and the snapshot of
+ * the last step crossed, waiting for the helper like the peak's. */
+static uint64_t mt_limit_bytes;
+static _Atomic int mt_limit_step;
+static mt_prof_snapshot mt_limit_snap;
+static _Atomic int mt_limit_ready;
+static int mt_limit_ready_step;
+static uint64_t mt_limit_usage;
+
+static void mt_limit_flush(void) {
+  if (!atomic_load(&mt_limit_ready) || !mt_peak_try_lock()) return;
+  mt_prof_snapshot snap = mt_limit_snap;
+  int step = mt_limit_ready_step;
+  uint64_t usage = mt_limit_usage;
+  memset(&mt_limit_snap, 0, sizeof mt_limit_snap);
+  atomic_store(&mt_limit_ready, 0);
+  mt_peak_unlock();
+  mt_write_kind("limit", step, false, &snap);
+  mt__prof_snapshot_free(&snap);
+  char msg[200];
+  int n = snprintf(msg, sizeof msg,
+                   "memtally: %llu MiB in use or committed: over %lld%% of the %llu MiB limit; profile limit.%d written\n",
+                   (unsigned long long)(usage >> 20), mt__opt[MT_OPT_PROF_LIMIT] + 5LL * step,
+                   (unsigned long long)(mt_limit_bytes >> 20), step);
+  if (n > 0) mt__os_write_err(msg, (size_t)n);
+}
+
 /* Write the waiting peak snapshot, if any (the helper, and at exit). */
 static void mt_peak_flush(void) {
   if (!atomic_load(&mt_peak_ready) || !mt_peak_try_lock()) return;
@@ -234,6 +262,7 @@ static void mt_peak_flush(void) {
 }
 
 static void mt_poll(void) {
+  mt_limit_flush();
   mt_peak_flush();
   if (atomic_exchange(&mt_sig_requested, 0)) mt_write_kind("signal", (int)mt_signal_seq++, false, NULL);
   long long every = mt__opt[MT_OPT_PROF_INTERVAL];
@@ -268,6 +297,15 @@ void mt__profile_start(void) {
   mt__prof_enable();
   if (mt__opt_str[MT_OPT_PROF_OUT] == NULL || !mt_load(&mt__prof_on)) return;
   if (mt__opt[MT_OPT_PROF_SIGNAL] > 0) mt__os_on_signal((int)mt__opt[MT_OPT_PROF_SIGNAL], mt_on_signal);
+  if (mt__opt[MT_OPT_PROF_LIMIT] > 0) { /* the cgroup's memory limit, else MEMTALLY_MEMLIMIT */
+    mt_limit_bytes = mt__os_cgroup_memory_limit();
+    if (mt_limit_bytes == 0 && mt__opt[MT_OPT_MEMLIMIT] > 0) mt_limit_bytes = (uint64_t)mt__opt[MT_OPT_MEMLIMIT];
+    if (mt_limit_bytes == 0) {
+      static const char msg[] = "memtally: warning: MEMTALLY_PROF_LIMIT: no cgroup memory limit and no "
+                                "MEMTALLY_MEMLIMIT to take a share of; off\n";
+      mt__os_write_err(msg, sizeof msg - 1);
+    }
+  }
   /* the helper's own start (its thread's TLS, allocated by the loader) is memtally's, not the program's */
   mt_heap *heap = mt__heap_for_thread();
   int busy = heap != NULL ? heap->sample.busy : 0;
@@ -276,9 +314,34 @@ void mt__profile_start(void) {
   if (heap != NULL) heap->sample.busy = busy;
 }
 
+/* A step of MEMTALLY_PROF_LIMIT crossed: its snapshot now, the helper writes. */
+static void mt_limit_check(uint64_t in_use) {
+  uint64_t usage = in_use, committed = mt_load(&mt__os.committed);
+  if (committed > usage) usage = committed;
+  int step = mt_load(&mt_limit_step);
+  long long share = mt__opt[MT_OPT_PROF_LIMIT] + 5LL * step;
+  if (share > 100 || usage < mt_limit_bytes / 100 * (uint64_t)share || !mt_peak_try_lock()) return;
+  int next = step;
+  while (mt__opt[MT_OPT_PROF_LIMIT] + 5LL * (next + 1) <= 100 &&
+         usage >= mt_limit_bytes / 100 * (uint64_t)(mt__opt[MT_OPT_PROF_LIMIT] + 5LL * (next + 1)))
+    next++; /* several steps at once: one profile, of the highest */
+  if (atomic_compare_exchange_strong(&mt_limit_step, &step, next + 1)) {
+    mt_prof_snapshot snap;
+    if (mt__prof_snapshot(&snap, false) == 0) {
+      if (atomic_load(&mt_limit_ready)) mt__prof_snapshot_free(&mt_limit_snap);
+      mt_limit_snap = snap;
+      mt_limit_ready_step = next;
+      mt_limit_usage = usage;
+      atomic_store(&mt_limit_ready, 1);
+    }
+  }
+  mt_peak_unlock();
+}
+
 void mt__profile_tick(uint64_t in_use) {
   if (!mt_load(&mt__prof_on) || mt__opt_str[MT_OPT_PROF_OUT] == NULL) return;
   mt_helper_ensure(); /* after fork the child starts its own */
+  if (mt_limit_bytes != 0) mt_limit_check(in_use);
   if (!mt__opt[MT_OPT_PROF_PEAK] || in_use < (1u << 20)) return;
   uint64_t last = mt_load(&mt_peak_written);
   /* A new peak 2 % above the last one (a profile at most 2 % below the
@@ -300,12 +363,15 @@ void mt__profile_tick(uint64_t in_use) {
 void mt__profile_at_exit(bool quick) {
   if (!mt_load(&mt__prof_on)) return;
   if (quick) mt__prof_snapshot_nowait();
+  mt_limit_flush();
   mt_peak_flush();
   mt_write_kind("exit", -1, false, NULL);
 }
 
 void mt__profile_after_fork_child(void) {
   mt__prof_reset();
+  if (atomic_load(&mt_limit_ready)) mt__prof_snapshot_free(&mt_limit_snap);
+  atomic_store(&mt_limit_ready, 0);
   /* the parent's waiting peak (its snapshot mapping is the child's copy) */
   if (atomic_load(&mt_peak_ready)) mt__prof_snapshot_free(&mt_peak_snap);
   memset(&mt_peak_snap, 0, sizeof mt_peak_snap);

@@ -112,6 +112,12 @@ __attribute__((noinline)) void *serve_churn_site(void) {
   KEEP(p);
   return p;
 }
+__attribute__((noinline)) void *limit_site(void) {
+  void *p = malloc(1 << 20); /* not a tail call: the frame stays */
+  memset(p, 1, 1 << 20);     /* resident: counted by the cgroup */
+  KEEP(p);
+  return p;
+}
 __attribute__((noinline)) void *after_peak_site(void) {
   void *p = malloc(1 << 20); /* not a tail call: the frame stays */
   KEEP(p);
@@ -255,6 +261,16 @@ int main(int argc, char **argv) {
       _exit(0);
     }
     printf("child %d\n", (int)pid);
+    return 0;
+  }
+  if (strcmp(mode, "limit") == 0) { /* keeps argv[2] MiB, a MiB at a time, then waits for the helper */
+    long n = (long)scale;
+    for (long i = 0; i < n; i++) {
+      KEEP(limit_site());
+      usleep(2000);
+    }
+    usleep(300000);
+    printf("limit done\n");
     return 0;
   }
   if (strcmp(mode, "stacks") == 0) { /* 1,024 distinct stacks, each allocating a few times */
