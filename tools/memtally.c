@@ -338,16 +338,9 @@ static int run_file_cmp(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
-static void human_size(char *buf, size_t cap, double v) {
-  const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (v >= 1024 && i < 4) v /= 1024, i++;
-  if (i == 0) snprintf(buf, cap, "%.0f B", v);
-  else snprintf(buf, cap, "%.1f %s", v, u[i]);
-}
 
 /* After a run: every file sorted with its size; the process that allocated
- * most (by its statistics), summarized; the others counted; processes with
+ * most (by its exit profile), summarized; the others counted; processes with
  * statistics but no exit profile named. */
 static void summarize_run(const char *dir, int child, int status) {
   static run_file files[4096];
@@ -373,12 +366,12 @@ static void summarize_run(const char *dir, int child, int status) {
       rest += files[i].size > 0 ? files[i].size : 0;
       continue;
     }
-    human_size(sz, sizeof sz, (double)files[i].size);
+    mtt_human_size(sz, sizeof sz, (double)files[i].size);
     printf("  %-60s %10s\n", files[i].name, sz);
   }
   if (shown < nf) {
     char sz[32];
-    human_size(sz, sizeof sz, (double)rest);
+    mtt_human_size(sz, sizeof sz, (double)rest);
     printf("  ... and %zu more files (%s; ls %s)\n", nf - shown, sz, dir);
   }
   /* the processes: the one whose exit profile allocated most is summarized
@@ -416,7 +409,7 @@ static void summarize_run(const char *dir, int child, int status) {
   char exitprof[PATH_MAX + 300], statsfile[PATH_MAX + 300], amount[32];
   snprintf(exitprof, sizeof exitprof, "%s/%s", dir, files[best].name);
   snprintf(statsfile, sizeof statsfile, "%s/prof.%s.%d.stats.json", dir, files[best].program, files[best].pid);
-  human_size(amount, sizeof amount, best_bytes);
+  mtt_human_size(amount, sizeof amount, best_bytes);
   printf("\nmemtally: the process that allocated most: %s %d (%s sampled allocations)", files[best].program,
          files[best].pid, amount);
   if (nproc > 1) printf("; %d other process%s wrote profiles too", nproc - 1, nproc - 1 == 1 ? "" : "es");

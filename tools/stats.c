@@ -26,7 +26,7 @@ static int number_after(const char *text, const char *key, unsigned long long *o
   return errno ? -1 : 0;
 }
 
-static void human(char *buf, size_t cap, double v) {
+void mtt_human_size(char *buf, size_t cap, double v) {
   const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int i = 0;
   while (v >= 1024 && i < 4) v /= 1024, i++;
@@ -77,7 +77,7 @@ int mtt_stats_print(const char *path, FILE *out, char *err, size_t errlen) {
       if (al || fr) {
         char name[16];
         snprintf(name, sizeof name, "%d", idx);
-        if (bs) human(a, sizeof a, (double)bs), human(b, sizeof b, (double)(al - fr) * (double)bs);
+        if (bs) mtt_human_size(a, sizeof a, (double)bs), mtt_human_size(b, sizeof b, (double)(al - fr) * (double)bs);
         else snprintf(a, sizeof a, "varies"), snprintf(b, sizeof b, "%lld blocks", (long long)(al - fr));
         fprintf(out, "%-10s %10s %14llu %14llu %14s\n", bs ? name : (idx == 48 ? "large" : "huge"), a, al, fr, b);
       }
@@ -87,13 +87,13 @@ int mtt_stats_print(const char *path, FILE *out, char *err, size_t errlen) {
       if (*cl == ',') cl++;
     }
   }
-  human(a, sizeof a, (double)v[3]), human(b, sizeof b, (double)v[4]);
+  mtt_human_size(a, sizeof a, (double)v[3]), mtt_human_size(b, sizeof b, (double)v[4]);
   fprintf(out, "in use       %s (peak %s)\n", a, b);
-  human(a, sizeof a, (double)v[2]);
+  mtt_human_size(a, sizeof a, (double)v[2]);
   fprintf(out, "allocated    %s in %llu blocks, %llu freed\n", a, v[0], v[1]);
-  human(a, sizeof a, (double)v[5]), human(b, sizeof b, (double)v[6]), human(c, sizeof c, (double)v[7]);
+  mtt_human_size(a, sizeof a, (double)v[5]), mtt_human_size(b, sizeof b, (double)v[6]), mtt_human_size(c, sizeof c, (double)v[7]);
   fprintf(out, "committed    %s (peak %s), mapped %s, %llu segments\n", a, b, c, v[14]);
-  human(a, sizeof a, (double)v[16]);
+  mtt_human_size(a, sizeof a, (double)v[16]);
   fprintf(out, "rss          %s\n", a);
   fprintf(out, "syscalls     mmap %llu, munmap %llu, madvise %llu, mremap %llu\n", v[10], v[11], v[12], v[13]);
   return 0;

@@ -265,16 +265,22 @@ void mt__os_sleep_ms(unsigned ms) {
   }
 }
 
+/* A small /proc or /sys file into buf (NUL-terminated): its length, or -1. */
+static ssize_t mt_read_small(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, cap - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  return n;
+}
+
 uint64_t mt__os_rss(void) {
   /* /proc/self/statm: size resident shared ... (in pages); read with a
    * stack buffer, no stdio. */
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
   char buf[128];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
+  if (mt_read_small("/proc/self/statm", buf, sizeof buf) < 0) return 0;
   const char *s = buf;
   while (*s && *s != ' ') s++;
   while (*s == ' ') s++;
@@ -370,13 +376,8 @@ int mt__os_poll(struct pollfd *fds, unsigned n, int timeout_ms) { return poll(fd
 /* ---- cgroup memory limit ---- */
 
 static uint64_t mt_read_limit_file(const char *path) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
   char b[64];
-  ssize_t n = read(fd, b, sizeof b - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  b[n] = 0;
+  if (mt_read_small(path, b, sizeof b) < 0) return 0;
   if (b[0] < '0' || b[0] > '9') return 0; /* "max" */
   unsigned long long v = strtoull(b, NULL, 10);
   return v >= (1ULL << 60) ? 0 : (uint64_t)v; /* v1 writes "unlimited" as a huge number */
@@ -403,13 +404,8 @@ static uint64_t mt_limit_along(const char *root, const char *path, const char *f
 }
 
 uint64_t mt__os_cgroup_memory_limit(void) {
-  int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
   char b[4096];
-  ssize_t n = read(fd, b, sizeof b - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  b[n] = 0;
+  if (mt_read_small("/proc/self/cgroup", b, sizeof b) < 0) return 0;
   uint64_t best = 0;
   for (char *line = b, *next; line && *line; line = next) {
     next = strchr(line, '\n');
