@@ -15,9 +15,11 @@ all: build
 
 deps-check:
 	@sh scripts/ensure-packages.sh $(CHECK_PKGS)
+	@command -v npm >/dev/null 2>&1 || sh scripts/ensure-packages.sh nodejs npm
 
 deps-bench:
 	@sh scripts/ensure-packages.sh $(CHECK_PKGS) $(BENCH_PKGS)
+	@command -v npm >/dev/null 2>&1 || sh scripts/ensure-packages.sh nodejs npm
 
 # Configure and build; never installs packages (check, demo and bench do).
 build:

@@ -22,6 +22,7 @@
 
 #include "merge.h"
 #include "profile.h"
+#include "push.h"
 #include "report.h"
 #include "stats.h"
 
@@ -35,6 +36,7 @@ static const char *usage_main =
     "  flame   a self-contained interactive flame graph (HTML)\n"
     "  merge   several profiles into one (pprof's merge: same stacks summed)\n"
     "  stats   print a statistics dump the library wrote (PREFIX.PROGRAM.PID.stats.json)\n"
+    "  push    upload profiles to a Pyroscope or Parca server (files, or a directory watched)\n"
     "\n"
     "memtally COMMAND --help describes each; memtally --version prints the version.\n"
     "MEMTALLY_LIB=PATH names the library run preloads (default: found beside the command\n"
@@ -89,6 +91,27 @@ static const char *usage_stats =
     "usage: memtally stats FILE\n"
     "  Prints the allocator statistics the library wrote at exit beside its profiles\n"
     "  (PREFIX.PROGRAM.PID.stats.json, whenever MEMTALLY_PROF_OUT is set, as memtally run does).\n";
+
+static const char *usage_push =
+    "usage: memtally push --to URL [--format pyroscope|parca] [--app NAME] [--label K=V]...\n"
+    "                     [--tenant ID] [--retries N] [--timeout SECONDS] FILE...|--watch DIR [--once]\n"
+    "  Uploads profiles to a continuous-profiling server over plain HTTP:\n"
+    "  pyroscope: POST URL/ingest?name=APP.heap{K=V,...}&from=&until=&format=pprof,\n"
+    "             multipart field 'profile' (+ 'sample_type_config'); --tenant sends X-Scope-OrgID\n"
+    "  parca:     POST URL/profiles/writeraw, JSON with the profile base64 in rawProfile\n"
+    "  A refused connection, a timeout or a 5xx answer is retried with backoff\n"
+    "  (0.5 s doubling to 30 s); files are only read, never moved or deleted.\n"
+    "  --to URL          http://HOST[:PORT][/BASE]\n"
+    "  --format F        pyroscope (default) or parca\n"
+    "  --app NAME        the application name (default: the program's name in the file name)\n"
+    "  --label K=V       a label on every upload (repeatable; K: letters, digits, _ and .)\n"
+    "  --tenant ID       the tenant (Pyroscope's X-Scope-OrgID header, Parca's tenant field)\n"
+    "  --retries N       further attempts after a failure (default 5)\n"
+    "  --timeout SECONDS for each attempt to connect, send and be answered (default 10)\n"
+    "  --watch DIR       push each *.pb.gz that appears in DIR once (oldest first; pushed names\n"
+    "                    kept in DIR/.memtally-pushed) until SIGINT or SIGTERM\n"
+    "  --once            with --watch: one pass over DIR, then exit\n"
+    "  Exit status: 0 all pushed, 1 some not accepted after the retries, 2 bad input.\n";
 
 static int fail(const char *fmt, const char *a, const char *b) {
   fprintf(stderr, "memtally: ");
@@ -558,6 +581,93 @@ static int cmd_stats(int argc, char **argv) {
   return 0;
 }
 
+static int parse_count(const char *opt, const char *v, int lo, int hi, int *out) {
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (errno != 0 || end == v || *end != 0 || n < lo || n > hi) {
+    fprintf(stderr, "memtally: %s wants a whole number from %d to %d, not '%s'\n", opt, lo, hi, v);
+    return -1;
+  }
+  *out = (int)n;
+  return 0;
+}
+
+static int label_ok(const char *k, size_t klen, const char *v) {
+  if (klen == 0 || !(isalpha((unsigned char)k[0]) || k[0] == '_')) return 0;
+  for (size_t i = 0; i < klen; i++)
+    if (!(isalnum((unsigned char)k[i]) || k[i] == '_' || k[i] == '.')) return 0;
+  if (*v == 0) return 0;
+  for (; *v; v++)
+    if (strchr(",{}=\"", *v) || (unsigned char)*v < 0x20) return 0; /* would break Pyroscope's name{k=v} */
+  return 1;
+}
+
+static int cmd_push(int argc, char **argv) {
+  mtt_push_options o;
+  memset(&o, 0, sizeof o);
+  o.retries = 5;
+  o.timeout_s = 10;
+  const char *files[1024];
+  size_t n = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--once") == 0) {
+      o.once = 1;
+      continue;
+    }
+    if (a[0] == '-' && a[1] == '-' && v == NULL) {
+      fprintf(stderr, "memtally: %s needs a value\n%s", a, usage_push);
+      return 2;
+    }
+    if (strcmp(a, "--to") == 0) o.to = v, i++;
+    else if (strcmp(a, "--app") == 0) o.app = v, i++;
+    else if (strcmp(a, "--tenant") == 0) {
+      o.tenant = v, i++;
+      for (const char *c = v; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) return fail("--tenant: no control characters%s%s", "", "");
+      if (*v == 0) return fail("--tenant: an empty tenant%s%s", "", "");
+    }
+    else if (strcmp(a, "--watch") == 0) o.watch = v, i++;
+    else if (strcmp(a, "--format") == 0) {
+      i++;
+      if (strcmp(v, "pyroscope") == 0) o.format = MTT_PUSH_PYROSCOPE;
+      else if (strcmp(v, "parca") == 0) o.format = MTT_PUSH_PARCA;
+      else return fail("--format wants pyroscope or parca, not '%s'%s", v, "");
+    } else if (strcmp(a, "--retries") == 0) {
+      if (parse_count(a, argv[++i], 0, 100, &o.retries) != 0) return 2;
+    } else if (strcmp(a, "--timeout") == 0) {
+      if (parse_count(a, argv[++i], 1, 3600, &o.timeout_s) != 0) return 2;
+    } else if (strcmp(a, "--label") == 0) {
+      i++;
+      const char *eq = strchr(v, '=');
+      if (eq == NULL || !label_ok(v, (size_t)(eq - v), eq + 1))
+        return fail("--label wants K=V (K: letters, digits, _ and .; V without , { } = or quotes), not '%s'%s", v, "");
+      if (o.nlabels == MTT_PUSH_MAX_LABELS) return fail("at most 32 labels%s%s", "", "");
+      char *k = strndup(v, (size_t)(eq - v));
+      if (k == NULL) return fail("out of memory%s%s", "", "");
+      o.label_keys[o.nlabels] = k;
+      o.label_values[o.nlabels++] = eq + 1;
+    } else if (a[0] == '-' && a[1] != 0) {
+      fprintf(stderr, "memtally: unknown option '%s'\n%s", a, usage_push);
+      return 2;
+    } else if (n < sizeof files / sizeof files[0]) {
+      files[n++] = a;
+    } else {
+      return fail("push takes at most 1024 files at once%s%s", "", "");
+    }
+  }
+  if (o.to == NULL || (n == 0) == (o.watch == NULL)) {
+    fprintf(stderr, "memtally: push needs --to URL and either files or --watch DIR\n%s", usage_push);
+    return 2;
+  }
+  if (o.once && o.watch == NULL) return fail("--once goes with --watch%s%s", "", "");
+  int rc = mtt_push(&o, files, n);
+  for (int i = 0; i < o.nlabels; i++) free((char *)o.label_keys[i]);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage_main, stderr);
@@ -580,7 +690,8 @@ int main(int argc, char **argv) {
               {"diff", usage_diff, cmd_diff},
               {"flame", usage_flame, cmd_flame},
               {"merge", usage_merge, cmd_merge},
-              {"stats", usage_stats, cmd_stats}};
+              {"stats", usage_stats, cmd_stats},
+              {"push", usage_push, cmd_push}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     if (strcmp(cmd, cmds[i].name) != 0) continue;
     if (want_help(argc - 2, argv + 2)) {
