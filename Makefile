@@ -1,7 +1,7 @@
 # Makefile -- memtally's commands: demo, check, bench (CMake and ctest underneath)
 BUILD ?= build
 JOBS ?= 2
-CHECK_PKGS := cmake make gcc g++ pkgconf clang libclang-rt-14-dev zlib1g-dev python3 sqlite3 git perl golang-go valgrind \
+CHECK_PKGS := cmake make gcc g++ pkgconf clang libclang-rt-14-dev zlib1g-dev libdw-dev elfutils python3 sqlite3 git perl golang-go valgrind \
   redis-server redis-tools prometheus \
   chromium libgoogle-perftools-dev
 BENCH_PKGS := libmimalloc2.0 libjemalloc2 libgoogle-perftools-dev heaptrack valgrind libtalloc-dev

@@ -174,12 +174,42 @@ static const char *page_script =
     "document.getElementById('reset').onclick=function(){focus=root;draw()};window.onresize=draw;draw();\n"
     "</script></body></html>\n";
 
+static int any_match(const mtt_pattern_list *l, const char *name) {
+  for (int i = 0; i < l->n; i++)
+    if (regexec(&l->re[i], name, 0, NULL, 0) == 0) return 1;
+  return 0;
+}
+
+/* Whether sample S passes --focus and --ignore, its frames named as the graph names them. */
+static int flame_wanted(const mtt_profile *p, const mtt_options *o, const mtt_sample *S) {
+  if (o->focus.n == 0 && o->ignore.n == 0) return 1;
+  int focus = o->focus.n == 0, ignore = 0;
+  char buf[256];
+  for (size_t k = 0; k < S->nlocs; k++) {
+    const mtt_location *l = &p->locations[S->locs[k]];
+    size_t named = 0;
+    for (size_t j = 0; j < l->nlines; j++) {
+      uint64_t fi = l->lines[j].function;
+      if (fi >= p->nfunctions || p->functions[fi].name[0] == 0) continue;
+      named++;
+      focus |= any_match(&o->focus, p->functions[fi].name);
+      ignore |= any_match(&o->ignore, p->functions[fi].name);
+    }
+    if (!named) {
+      mtt_address_name(p, l, buf, sizeof buf);
+      focus |= any_match(&o->focus, buf);
+      ignore |= any_match(&o->ignore, buf);
+    }
+  }
+  return focus && !ignore;
+}
+
 int mtt_flame(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, size_t errlen) {
   int vi, oi;
   if (mtt_pick_type(p, o, &vi, &oi, err, errlen) != 0) return 2;
   node root = {"all", 0, 0, NULL, NULL, NULL};
   children index = {NULL, 0, 0};
-  char buf[64];
+  char buf[256];
   /* a location without a function name is drawn as its address: one
    * string per location, made the first time it is met */
   char **addr_names = calloc(p->nlocations ? p->nlocations : 1, sizeof *addr_names);
@@ -187,25 +217,35 @@ int mtt_flame(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, 
   for (size_t s = 0; s < p->nsamples && rc == 0; s++) {
     const mtt_sample *S = &p->samples[s];
     double v = (double)mtt_value(S, vi), ob = oi >= 0 ? (double)mtt_value(S, oi) : 0;
-    if (v == 0) continue;
+    if (v == 0 || !flame_wanted(p, o, S)) continue;
     node *n = &root;
     n->value += v;
     n->objects += ob;
-    for (size_t k = S->nlocs; k-- > 0;) { /* root first */
+    for (size_t k = S->nlocs; k-- > 0 && rc == 0;) { /* root first; a location's inlined frames outermost first */
       const mtt_location *l = &p->locations[S->locs[k]];
-      const char *name;
-      if (l->nlines && l->lines[0].function < p->nfunctions && p->functions[l->lines[0].function].name[0]) {
-        name = p->functions[l->lines[0].function].name;
-      } else {
-        char **a = &addr_names[S->locs[k]];
-        if (*a == NULL) {
-          snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)l->address);
-          *a = strdup(buf);
+      size_t named = 0;
+      for (size_t j = l->nlines; j-- > 0;) {
+        uint64_t fi = l->lines[j].function;
+        if (fi >= p->nfunctions || p->functions[fi].name[0] == 0) continue;
+        named++;
+        if (o->hide.n && any_match(&o->hide, p->functions[fi].name)) continue;
+        n = child_of(&index, n, p->functions[fi].name);
+        if (!n) {
+          rc = -1;
+          break;
         }
-        name = *a;
+        n->value += v;
+        n->objects += ob;
       }
-      if (name) n = child_of(&index, n, name);
-      if (!name || !n) {
+      if (named || rc != 0) continue;
+      char **a = &addr_names[S->locs[k]];
+      if (*a == NULL) {
+        mtt_address_name(p, l, buf, sizeof buf);
+        *a = strdup(buf);
+      }
+      if (*a && o->hide.n && any_match(&o->hide, *a)) continue;
+      if (*a) n = child_of(&index, n, *a);
+      if (!*a || !n) {
         rc = -1;
         break;
       }

@@ -25,6 +25,7 @@
 #include "push.h"
 #include "report.h"
 #include "stats.h"
+#include "symbols.h"
 
 static const char *usage_main =
     "usage: memtally COMMAND [options]\n"
@@ -37,6 +38,7 @@ static const char *usage_main =
     "  merge   several profiles into one (pprof's merge: same stacks summed)\n"
     "  stats   print a statistics dump the library wrote (PREFIX.PROGRAM.PID.stats.json)\n"
     "  push    upload profiles to a Pyroscope or Parca server (files, or a directory watched)\n"
+    "  symbolize  write a profile again with its addresses named from the binaries at hand\n"
     "\n"
     "memtally COMMAND --help describes each; memtally --version prints the version.\n"
     "MEMTALLY_LIB=PATH names the library run preloads (default: found beside the command\n"
@@ -54,28 +56,44 @@ static const char *usage_run =
     "  --out DIR          where the profiles go\n";
 
 static const char *usage_report =
-    "usage: memtally report FILE [--sample TYPE] [--by function|line|stack|region] [--top N] [--json]\n"
+    "usage: memtally report FILE [--sample TYPE] [--by KEY] [--top N] [--json] [view options]\n"
     "  A sorted worst-offender table: rank, site, value, % of total, cumulative %,\n"
     "  objects, average size; under each of the top 5 a recommendation, naming the\n"
     "  rule that fired and the numbers behind it. Reads any pprof heap profile.\n"
+    "  A site is the innermost frame that is neither the allocator nor a wrapper\n"
+    "  (xmalloc, g_malloc, zmalloc, sqlite3Malloc, PyMem_Malloc, operator new,\n"
+    "  std::allocator, ...): a wrapper is charged to its caller, and the report says how much.\n"
     "  --sample TYPE  alloc_space, alloc_objects, inuse_space or inuse_objects (default:\n"
     "                 the profile's default type, else inuse_space); memtally's profiles also\n"
     "                 have alloc_held_space and inuse_held_space: the bytes of the blocks\n"
     "                 handed out, size-class rounding included (space counts bytes requested)\n"
-    "  --by KEY       group by function (default), source line, stack or region\n"
+    "  --by KEY       function (default), line, stack (the site and its callers), caller\n"
+    "                 (the frame that called the site), region, thread, or size (average\n"
+    "                 block size of each stack, in powers of two)\n"
     "  --top N        rows to print (default 20)\n"
-    "  --json         machine-readable output\n"
+    "  --json         machine-readable output (--by stack adds each stack as an array of frames)\n"
+    "view options (report, diff and flame; REGEX is a POSIX extended expression, each repeatable):\n"
+    "  --skip REGEX   functions matching are wrappers too, charged to their callers\n"
+    "  --no-fold      keep wrappers as sites\n"
+    "  --focus REGEX  only stacks with a frame matching\n"
+    "  --ignore REGEX leave out stacks with a frame matching\n"
+    "  --hide REGEX   leave frames matching out of every stack\n"
+    "  --no-symbolize keep the names in the profile; by default addresses in objects still on\n"
+    "                 this machine with the same build id are named again from their symbols and\n"
+    "                 DWARF (inlined calls as frames of their own, file and line), also from a\n"
+    "                 separate debug file found by build id or .gnu_debuglink; C++ names demangled\n"
+    "  --debug-dir DIR  search DIR like /usr/lib/debug for debug files (colon-separated list)\n"
     "  --max-size N   refuse a profile over N bytes, in the file or inflated (default 1G; K/M/G)\n"
     "  --max-frames N refuse a sample of more than N frames (default 65536)\n"
-    "  (report, diff and flame take --max-size and --max-frames)\n";
+    "  An address no name is found for is shown as OBJECT+0xOFFSET (for addr2line -e OBJECT).\n";
 
 static const char *usage_diff =
-    "usage: memtally diff BASE NEW [--sample TYPE] [--by KEY] [--top N] [--json]\n"
+    "usage: memtally diff BASE NEW [--sample TYPE] [--by KEY] [--top N] [--json] [view options]\n"
     "  The per-site change from BASE to NEW, sorted by absolute change: for two\n"
     "  windows of one run or for two builds. Growing in-use sites are flagged.\n";
 
 static const char *usage_flame =
-    "usage: memtally flame FILE [--sample TYPE] -o OUT.html\n"
+    "usage: memtally flame FILE [--sample TYPE] [view options] -o OUT.html\n"
     "  Writes a self-contained flame graph: click a frame to zoom, type to search,\n"
     "  hover for bytes, objects and percent. Everything is inline (no network).\n";
 
@@ -86,6 +104,15 @@ static const char *usage_merge =
     "  unsymbolized) and labels are summed. For the processes of one run\n"
     "  (memtally merge prof/prof.cc1.*.exit.pb.gz -o cc1.pb.gz) or for runs of one program.\n"
     "  --max-size N, --max-frames N as for report.\n";
+
+static const char *usage_symbolize =
+    "usage: memtally symbolize IN -o OUT.pb.gz [--debug-dir DIR]\n"
+    "  Names IN's addresses again from the objects it mapped, where they are still on this\n"
+    "  machine with the same build id (symbol tables, DWARF, separate debug files by build id\n"
+    "  or .gnu_debuglink, compressed sections; inlined calls as frames of their own; C++\n"
+    "  names demangled), and writes the result for any pprof tool. Mappings and\n"
+    "  addresses are kept. Says how many locations were named.\n"
+    "  --debug-dir DIR  also search DIR like /usr/lib/debug (colon-separated list)\n";
 
 static const char *usage_stats =
     "usage: memtally stats FILE\n"
@@ -140,6 +167,9 @@ static int want_help(int argc, char **argv) {
   return 0;
 }
 
+/* How load() names addresses again (--no-symbolize, --debug-dir). */
+static mtt_sym_options sym_opts = {1, NULL};
+
 /* Common options of report, diff and flame. Positional arguments go to files. */
 static int parse_opts(int argc, char **argv, mtt_options *o, const char **files, int nfiles, const char **outpath,
                       const char *usage) {
@@ -163,7 +193,28 @@ static int parse_opts(int argc, char **argv, mtt_options *o, const char **files,
       else if (strcmp(b, "line") == 0) o->by = MTT_BY_LINE;
       else if (strcmp(b, "stack") == 0) o->by = MTT_BY_STACK;
       else if (strcmp(b, "region") == 0) o->by = MTT_BY_REGION;
-      else return fail("unknown grouping '%s' (function, line, stack, region)%s", b, "");
+      else if (strcmp(b, "caller") == 0) o->by = MTT_BY_CALLER;
+      else if (strcmp(b, "thread") == 0) o->by = MTT_BY_THREAD;
+      else if (strcmp(b, "size") == 0) o->by = MTT_BY_SIZE;
+      else return fail("unknown grouping '%s' (function, line, stack, caller, region, thread, size)%s", b, "");
+    } else if ((strcmp(a, "--skip") == 0 || strcmp(a, "--focus") == 0 || strcmp(a, "--ignore") == 0 ||
+                strcmp(a, "--hide") == 0) && i + 1 < argc) {
+      mtt_pattern_list *l = a[2] == 's' ? &o->skip : a[2] == 'f' ? &o->focus : a[2] == 'i' ? &o->ignore : &o->hide;
+      const char *re = argv[++i];
+      if (l->n == MTT_MAX_PATTERNS) return fail("at most 16 patterns for %s%s", a, "");
+      char why[128];
+      int e = regcomp(&l->re[l->n], re, REG_EXTENDED | REG_NOSUB);
+      if (e != 0) {
+        regerror(e, &l->re[l->n], why, sizeof why);
+        return fail("%s: not a regular expression: %s", a, why);
+      }
+      l->n++;
+    } else if (strcmp(a, "--no-fold") == 0) {
+      o->no_fold = 1;
+    } else if (strcmp(a, "--no-symbolize") == 0) {
+      sym_opts.use_files = 0;
+    } else if (strcmp(a, "--debug-dir") == 0 && i + 1 < argc) {
+      sym_opts.debug_dirs = argv[++i];
     } else if (strcmp(a, "--top") == 0 && i + 1 < argc) {
       char *end;
       long n = strtol(argv[++i], &end, 10);
@@ -199,6 +250,11 @@ static int load(const char *path, mtt_profile *p) {
   int rc = mtt_profile_read(path, p, err, sizeof err);
   if (big) fprintf(stderr, rc == 0 ? " %zu samples\n" : "\n", p->nsamples);
   if (rc != 0) return fail("%s: %s", path, err);
+  mtt_sym_stats ss;
+  if (mtt_symbolize(p, &sym_opts, &ss) != 0) {
+    mtt_profile_free(p);
+    return fail("%s: out of memory naming its addresses%s", path, "");
+  }
   return 0;
 }
 
@@ -571,6 +627,46 @@ static int cmd_merge(int argc, char **argv) {
   return rc;
 }
 
+static int cmd_symbolize(int argc, char **argv) {
+  const char *in = NULL, *outpath = NULL;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-o") == 0 && i + 1 < argc) outpath = argv[++i];
+    else if (strcmp(a, "--debug-dir") == 0 && i + 1 < argc) sym_opts.debug_dirs = argv[++i];
+    else if ((strcmp(a, "--max-size") == 0 || strcmp(a, "--max-frames") == 0) && i + 1 < argc) {
+      if (parse_limit(a, argv[++i]) != 0) return 2;
+    } else if (a[0] == '-' && a[1] != 0) {
+      fprintf(stderr, "memtally: unknown option '%s'\n%s", a, usage_symbolize);
+      return 2;
+    } else if (in == NULL) {
+      in = a;
+    } else {
+      return fail("symbolize takes one profile%s%s", "", "");
+    }
+  }
+  if (in == NULL || outpath == NULL) {
+    fprintf(stderr, "memtally: symbolize needs a profile and -o OUT\n%s", usage_symbolize);
+    return 2;
+  }
+  mtt_profile p;
+  char err[512];
+  if (mtt_profile_read(in, &p, err, sizeof err) != 0) return fail("%s: %s", in, err);
+  mtt_sym_stats st;
+  if (mtt_symbolize(&p, &sym_opts, &st) != 0) {
+    mtt_profile_free(&p);
+    return fail("%s: out of memory naming its addresses%s", in, "");
+  }
+  int rc = mtt_write_profiles(&p, 1, outpath, p.comment, err, sizeof err);
+  if (rc == 0)
+    printf("%s: %zu of %zu locations named (%zu from %zu objects read again, %zu inlined frames added, %zu names "
+           "demangled; %zu objects not on this machine, %zu changed since)\n",
+           outpath, st.named, p.nlocations, st.locations, st.objects, st.inlined, st.demangled, st.objects_missing,
+           st.objects_changed);
+  mtt_profile_free(&p);
+  if (rc != 0) return fail("%s: %s", outpath, err);
+  return 0;
+}
+
 static int cmd_stats(int argc, char **argv) {
   if (argc != 1 || argv[0][0] == '-') {
     fprintf(stderr, "memtally: stats takes one file\n%s", usage_stats);
@@ -691,7 +787,8 @@ int main(int argc, char **argv) {
               {"flame", usage_flame, cmd_flame},
               {"merge", usage_merge, cmd_merge},
               {"stats", usage_stats, cmd_stats},
-              {"push", usage_push, cmd_push}};
+              {"push", usage_push, cmd_push},
+              {"symbolize", usage_symbolize, cmd_symbolize}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     if (strcmp(cmd, cmds[i].name) != 0) continue;
     if (want_help(argc - 2, argv + 2)) {

@@ -149,6 +149,11 @@ typedef struct sample_sum {
 } sample_sum;
 
 int mtt_merge(mtt_profile *in, size_t n, const char *outpath, char *err, size_t errlen) {
+  return mtt_write_profiles(in, n, outpath, NULL, err, errlen);
+}
+
+int mtt_write_profiles(mtt_profile *in, size_t n, const char *outpath, const char *comment_text, char *err,
+                       size_t errlen) {
   for (size_t i = 1; i < n; i++) {
     int same = in[i].ntypes == in[0].ntypes;
     for (size_t k = 0; same && k < in[0].ntypes; k++)
@@ -161,7 +166,7 @@ int mtt_merge(mtt_profile *in, size_t n, const char *outpath, char *err, size_t 
   }
   size_t ntypes = in[0].ntypes;
   buf strs = {0}, body = {0}, tmp = {0}, sub = {0};
-  table strings = {0}, functions = {0}, locations = {0}, samples = {0};
+  table strings = {0}, functions = {0}, locations = {0}, samples = {0}, mappings = {0};
   int added;
   str_id(&strings, &strs, "");
   for (size_t k = 0; k < ntypes; k++) { /* sample types */
@@ -178,10 +183,33 @@ int mtt_merge(mtt_profile *in, size_t n, const char *outpath, char *err, size_t 
     if (i == 0 || (start && start < t0)) t0 = start;
     if (end > t1) t1 = end;
     uint64_t *loc_id = calloc(p->nlocations + 1, sizeof *loc_id), *fn_id = calloc(p->nfunctions + 1, sizeof *fn_id);
-    if (loc_id == NULL || fn_id == NULL) {
-      free(loc_id), free(fn_id);
+    uint64_t *map_id = calloc(p->nmappings + 1, sizeof *map_id);
+    if (loc_id == NULL || fn_id == NULL || map_id == NULL) {
+      free(loc_id), free(fn_id), free(map_id);
       body.failed = 1;
       break;
+    }
+    for (size_t m = 0; m < p->nmappings; m++) { /* mappings by object and place */
+      const mtt_mapping *M = &p->mappings[m];
+      tmp.n = 0;
+      put(&tmp, &M->start, sizeof M->start);
+      put(&tmp, &M->limit, sizeof M->limit);
+      put(&tmp, &M->offset, sizeof M->offset);
+      put(&tmp, M->file, strlen(M->file) + 1);
+      put(&tmp, M->build_id, strlen(M->build_id) + 1);
+      map_id[m] = intern(&mappings, tmp.p, tmp.n, &added);
+      if (added) {
+        uint_field(&sub, PB_MAPPING_ID, map_id[m]);
+        uint_field(&sub, PB_MAPPING_MEMORY_START, M->start);
+        uint_field(&sub, PB_MAPPING_MEMORY_LIMIT, M->limit);
+        uint_field(&sub, PB_MAPPING_FILE_OFFSET, M->offset);
+        uint_field(&sub, PB_MAPPING_FILENAME, str_id(&strings, &strs, M->file));
+        uint_field(&sub, PB_MAPPING_BUILD_ID, str_id(&strings, &strs, M->build_id));
+        uint_field(&sub, PB_MAPPING_HAS_FUNCTIONS, 1);
+        uint_field(&sub, PB_MAPPING_HAS_FILENAMES, 1);
+        uint_field(&sub, PB_MAPPING_HAS_LINE_NUMBERS, 1);
+        sub_field(&body, PB_PROFILE_MAPPING, &sub);
+      }
     }
     for (size_t f = 0; f < p->nfunctions; f++) { /* functions by name and file */
       const mtt_function *F = &p->functions[f];
@@ -200,8 +228,9 @@ int mtt_merge(mtt_profile *in, size_t n, const char *outpath, char *err, size_t 
     for (size_t l = 0; l < p->nlocations; l++) { /* locations by their frames, else their address */
       const mtt_location *L = &p->locations[l];
       tmp.n = 0;
-      uint64_t tagged = L->nlines ? 1 : 0;
+      uint64_t tagged = L->nlines ? 1 : 0, mid = L->mapping < p->nmappings ? map_id[L->mapping] : 0;
       put(&tmp, &tagged, sizeof tagged);
+      put(&tmp, &mid, sizeof mid);
       if (L->nlines == 0) put(&tmp, &L->address, sizeof L->address);
       for (size_t k = 0; k < L->nlines; k++) {
         uint64_t f = L->lines[k].function < p->nfunctions ? fn_id[L->lines[k].function] : 0;
@@ -211,6 +240,7 @@ int mtt_merge(mtt_profile *in, size_t n, const char *outpath, char *err, size_t 
       loc_id[l] = intern(&locations, tmp.p, tmp.n, &added);
       if (added) {
         uint_field(&sub, PB_LOCATION_ID, loc_id[l]);
+        uint_field(&sub, PB_LOCATION_MAPPING_ID, mid);
         uint_field(&sub, PB_LOCATION_ADDRESS, L->address);
         buf line = {0};
         for (size_t k = 0; k < L->nlines; k++) {
@@ -262,7 +292,7 @@ int mtt_merge(mtt_profile *in, size_t n, const char *outpath, char *err, size_t 
       }
       for (size_t k = 0; k < ntypes && sums[e - 1].values; k++) sums[e - 1].values[k] += mtt_value(S, (int)k);
     }
-    free(loc_id), free(fn_id);
+    free(loc_id), free(fn_id), free(map_id);
   }
   for (size_t e = 0; e < nsums; e++) {
     tmp.n = 0;
@@ -277,7 +307,7 @@ int mtt_merge(mtt_profile *in, size_t n, const char *outpath, char *err, size_t 
   free(sums);
   char comment[64];
   snprintf(comment, sizeof comment, "merged from %zu profiles", n);
-  size_t c = str_id(&strings, &strs, comment);
+  size_t c = str_id(&strings, &strs, comment_text ? comment_text : comment);
   size_t space = str_id(&strings, &strs, "space"), bytes = str_id(&strings, &strs, "bytes");
   size_t deftype = in[0].default_type >= 0 ? str_id(&strings, &strs, in[0].type_names[in[0].default_type]) : 0;
   buf msg = {0};
@@ -293,9 +323,10 @@ int mtt_merge(mtt_profile *in, size_t n, const char *outpath, char *err, size_t 
   varint(&msg, c);
   uint_field(&msg, PB_PROFILE_DEFAULT_SAMPLE_TYPE, deftype);
   int failed = msg.failed || body.failed || strs.failed || tmp.failed || sub.failed || strings.failed ||
-               functions.failed || locations.failed || samples.failed;
+               functions.failed || locations.failed || samples.failed || mappings.failed;
   free(body.p), free(strs.p), free(tmp.p), free(sub.p);
   table_free(&strings), table_free(&functions), table_free(&locations), table_free(&samples);
+  table_free(&mappings);
   if (failed) {
     free(msg.p);
     snprintf(err, errlen, "out of memory");

@@ -6,6 +6,8 @@
 #include "profile.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,11 +127,11 @@ enum { COUNT, STRINGS, FILL };
 typedef struct dec {
   mtt_profile *p;
   const uint8_t *data;
-  size_t ntypes, nstrings, nfunctions, nlocations, nlines, nsamples, nlocs, nvalues; /* COUNT */
+  size_t ntypes, nstrings, nfunctions, nlocations, nlines, nsamples, nlocs, nvalues, nmappings; /* COUNT */
   uint64_t *type_pairs, *strs; /* (name, unit) indexes; (offset, length) of each string */
   uint64_t default_type, comment;
   size_t ti, si; /* STRINGS cursors */
-  size_t fi, li, lni, smi, lci, vi; /* FILL cursors */
+  size_t fi, li, lni, smi, lci, vi, mi; /* FILL cursors */
   const char *why;
   char msg[128];
 } dec;
@@ -200,6 +202,7 @@ static void dec_location(dec *d, rd s, int pass) {
   while (field(&s, &num, &wire)) {
     if (num == PB_LOCATION_ID && wire == PB_WIRE_VARINT && L) L->id = varint(&s);
     else if (num == PB_LOCATION_ADDRESS && wire == PB_WIRE_VARINT && L) L->address = varint(&s);
+    else if (num == PB_LOCATION_MAPPING_ID && wire == PB_WIRE_VARINT && L) L->mapping = varint(&s);
     else if (num == PB_LOCATION_LINE && wire == PB_WIRE_BYTES) {
       uint64_t f[5];
       int_fields(&s, f);
@@ -225,6 +228,21 @@ static void dec_function(dec *d, rd *r, int pass) {
         (mtt_function){f[PB_FUNCTION_ID], STR(d->p, f[PB_FUNCTION_NAME]), STR(d->p, f[PB_FUNCTION_FILENAME])};
 }
 
+static void dec_mapping(dec *d, rd s, int pass) {
+  uint64_t f[PB_MAPPING_BUILD_ID + 1] = {0};
+  unsigned num, wire;
+  while (field(&s, &num, &wire)) {
+    if (num >= PB_MAPPING_ID && num <= PB_MAPPING_BUILD_ID && wire == PB_WIRE_VARINT) f[num] = varint(&s);
+    else skip(&s, wire);
+  }
+  if (s.bad) d->why = "corrupt or truncated profile data";
+  if (pass == COUNT) d->nmappings++;
+  if (pass == FILL)
+    d->p->mappings[d->mi++] = (mtt_mapping){f[PB_MAPPING_ID], f[PB_MAPPING_MEMORY_START], f[PB_MAPPING_MEMORY_LIMIT],
+                                            f[PB_MAPPING_FILE_OFFSET], STR(d->p, f[PB_MAPPING_FILENAME]),
+                                            STR(d->p, f[PB_MAPPING_BUILD_ID])};
+}
+
 /* One read of the whole message; d->why says what was wrong, if anything. */
 static void dec_pass(dec *d, rd r, int pass) {
   mtt_profile *p = d->p;
@@ -244,6 +262,9 @@ static void dec_pass(dec *d, rd r, int pass) {
       if (!r.bad) dec_location(d, s, pass);
     } else if (num == PB_PROFILE_FUNCTION && wire == PB_WIRE_BYTES) {
       dec_function(d, &r, pass);
+    } else if (num == PB_PROFILE_MAPPING && wire == PB_WIRE_BYTES) {
+      rd s = sub(&r);
+      if (!r.bad) dec_mapping(d, s, pass);
     } else if (num == PB_PROFILE_STRING_TABLE && wire == PB_WIRE_BYTES) {
       rd s = sub(&r);
       if (pass == COUNT) d->nstrings++;
@@ -296,7 +317,7 @@ int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *er
   p->default_type = -1;
   dec d = {.p = p, .data = data};
   rd r = {data, data + len, 0};
-  idmap fmap = {NULL, 0}, lmap = {NULL, 0};
+  idmap fmap = {NULL, 0}, lmap = {NULL, 0}, mmap_ = {NULL, 0};
   dec_pass(&d, r, COUNT);
   if (d.why) goto fail;
   if (d.ntypes == 0 || d.nstrings == 0) {
@@ -345,9 +366,10 @@ int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *er
   p->samples = dec_array(d.nsamples, sizeof *p->samples);
   p->loc_pool = dec_array(d.nlocs, sizeof *p->loc_pool);
   p->value_pool = dec_array(d.nvalues, sizeof *p->value_pool);
-  if (!p->functions || !p->locations || !p->line_pool || !p->samples || !p->loc_pool || !p->value_pool) goto oom;
+  p->mappings = dec_array(d.nmappings, sizeof *p->mappings);
+  if (!p->mappings || !p->functions || !p->locations || !p->line_pool || !p->samples || !p->loc_pool || !p->value_pool) goto oom;
   dec_pass(&d, r, FILL);
-  p->nfunctions = d.nfunctions, p->nlocations = d.nlocations, p->nsamples = d.nsamples;
+  p->nfunctions = d.nfunctions, p->nlocations = d.nlocations, p->nsamples = d.nsamples, p->nmappings = d.nmappings;
 
   /* ids to indexes: a location's lines name functions, a sample's stack
    * locations; a frame whose location is missing is left out */
@@ -359,6 +381,11 @@ int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *er
   for (size_t i = 0; i < d.nlines; i++) p->line_pool[i].function = idmap_get(&fmap, p->line_pool[i].function);
   for (size_t i = 0; i < d.nlocations; i++) lmap.pairs[2 * i] = p->locations[i].id, lmap.pairs[2 * i + 1] = i;
   qsort(lmap.pairs, lmap.n, 2 * sizeof(uint64_t), cmp_u64);
+  mmap_ = (idmap){dec_array(2 * d.nmappings, sizeof(uint64_t)), d.nmappings};
+  if (!mmap_.pairs) goto oom;
+  for (size_t i = 0; i < d.nmappings; i++) mmap_.pairs[2 * i] = p->mappings[i].id, mmap_.pairs[2 * i + 1] = i;
+  qsort(mmap_.pairs, mmap_.n, 2 * sizeof(uint64_t), cmp_u64);
+  for (size_t i = 0; i < d.nlocations; i++) p->locations[i].mapping = idmap_get(&mmap_, p->locations[i].mapping);
   for (size_t i = 0; i < p->nsamples; i++) {
     mtt_sample *S = &p->samples[i];
     size_t n = 0;
@@ -368,22 +395,56 @@ int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *er
     }
     S->nlocs = n;
   }
-  free(fmap.pairs), free(lmap.pairs);
+  free(fmap.pairs), free(lmap.pairs), free(mmap_.pairs);
   return 0;
 oom:
   d.why = "out of memory";
 fail:
-  free(fmap.pairs), free(lmap.pairs), free(d.type_pairs), free(d.strs);
+  free(fmap.pairs), free(lmap.pairs), free(mmap_.pairs), free(d.type_pairs), free(d.strs);
   mtt_profile_free(p);
   snprintf(err, errlen, "%s", d.why);
   return -1;
 }
 #undef STR
 
+struct mtt_owned {
+  struct mtt_owned *next;
+  max_align_t data[];
+};
+
+void *mtt_profile_alloc(mtt_profile *p, size_t size) {
+  if (size > SIZE_MAX - sizeof(struct mtt_owned)) return NULL;
+  struct mtt_owned *o = calloc(1, sizeof *o + size);
+  if (o == NULL) return NULL;
+  o->next = p->owned;
+  p->owned = o;
+  return o->data;
+}
+
+const char *mtt_profile_strdup(mtt_profile *p, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = mtt_profile_alloc(p, n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
 void mtt_profile_free(mtt_profile *p) {
+  for (struct mtt_owned *o = p->owned, *next; o != NULL; o = next) next = o->next, free(o);
+  free(p->mappings);
   free(p->locations), free(p->line_pool), free(p->samples), free(p->loc_pool), free(p->value_pool);
   free(p->functions), free(p->strings), free(p->raw), free(p->type_names), free(p->type_units);
   memset(p, 0, sizeof *p);
+}
+
+void mtt_address_name(const mtt_profile *p, const mtt_location *l, char *buf, size_t cap) {
+  const mtt_mapping *m = l->mapping < p->nmappings ? &p->mappings[l->mapping] : NULL;
+  if (m == NULL || m->file[0] == 0 || l->address < m->start || l->address >= m->limit) {
+    snprintf(buf, cap, "0x%llx", (unsigned long long)l->address);
+    return;
+  }
+  const char *base = strrchr(m->file, '/');
+  snprintf(buf, cap, "%.200s+0x%llx", base ? base + 1 : m->file,
+           (unsigned long long)(l->address - m->start + m->offset));
 }
 
 int mtt_profile_type(const mtt_profile *p, const char *name) {

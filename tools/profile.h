@@ -10,9 +10,15 @@ typedef struct mtt_line {
   int64_t line;
 } mtt_line;
 
+typedef struct mtt_mapping {
+  uint64_t id, start, limit, offset;
+  const char *file, *build_id; /* "" when absent */
+} mtt_mapping;
+
 typedef struct mtt_location {
   uint64_t id;
   uint64_t address;
+  uint64_t mapping; /* index into mappings, or UINT64_MAX */
   mtt_line *lines; /* innermost first, as in profile.proto */
   size_t nlines;
 } mtt_location;
@@ -42,6 +48,8 @@ typedef struct mtt_profile {
   size_t nlocations;
   mtt_function *functions;
   size_t nfunctions;
+  mtt_mapping *mappings;
+  size_t nmappings;
   int64_t period, time_nanos, duration_nanos;
   const char *comment;
   int default_type; /* index into types, or -1 */
@@ -51,7 +59,13 @@ typedef struct mtt_profile {
   mtt_line *line_pool;
   uint64_t *loc_pool;
   int64_t *value_pool;
+  struct mtt_owned *owned; /* what was added after decoding (symbols.c), freed with the profile */
 } mtt_profile;
+
+/* size bytes that live as long as p (zeroed), or NULL. */
+void *mtt_profile_alloc(mtt_profile *p, size_t size);
+/* A copy of s that lives as long as p, or NULL. */
+const char *mtt_profile_strdup(mtt_profile *p, const char *s);
 
 /* Value k of sample s (0 when the sample has fewer values than types). */
 static inline int64_t mtt_value(const mtt_sample *s, int k) {
@@ -76,6 +90,9 @@ int mtt_profile_read(const char *path, mtt_profile *p, char *err, size_t errlen)
 /* Decode a profile from memory (the fuzz target's entry point). */
 int mtt_profile_decode(const uint8_t *data, size_t len, mtt_profile *p, char *err, size_t errlen);
 void mtt_profile_free(mtt_profile *p);
+/* "object+0xOFFSET" for an address no name was found for (the offset in
+ * the object's file, as its mapping says), or "0xADDRESS" without one. */
+void mtt_address_name(const mtt_profile *p, const mtt_location *l, char *buf, size_t cap);
 /* Index of the sample type called name, or -1. */
 int mtt_profile_type(const mtt_profile *p, const char *name);
 

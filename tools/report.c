@@ -18,14 +18,24 @@
  * The hash and the key's first bytes are kept for lookups and sorting. */
 #define KEY_MAX 4096
 #define KEY_HEAD 40
+/* A profile as one report views it: per function, what kind of frame it is. */
+enum { F_ALLOC = 1, F_WRAP = 2, F_HIDE = 4, F_FOCUS = 8, F_IGNORE = 16 };
+typedef struct view {
+  const mtt_profile *p;
+  const mtt_options *o;
+  unsigned char *flags; /* per function */
+  double folded_value;  /* of the chosen type, in samples whose site was behind a wrapper */
+} view;
+
 typedef struct row {
-  const mtt_profile *kp; /* the key is site_key(kp, ks, by) */
+  const view *kv; /* the key is site_key(kv, ks, by) */
   const mtt_sample *ks;
   uint64_t hash;
   char head[KEY_HEAD]; /* the key's first bytes, NUL-terminated */
   int by;
   double value, objects;       /* of the chosen sample type */
-  double alloc_space, inuse_space, alloc_objects;
+  double alloc_space, inuse_space, alloc_objects, inuse_objects;
+  int wrapper; /* the site itself is a wrapper (--no-fold) */
   double base_value, base_objects; /* diff: the base profile */
   int realloc_seen;
 } row;
@@ -43,7 +53,10 @@ static uint64_t hash_str(const char *s) {
   return h;
 }
 
-static size_t site_key(const mtt_profile *p, const mtt_sample *S, int by, char *key, size_t cap, int *realloc_seen);
+typedef struct site_info {
+  int realloc_seen, folded, wrapper;
+} site_info;
+static size_t site_key(const view *v, const mtt_sample *S, int by, char *key, size_t cap, site_info *si);
 
 /* The first cap - 1 bytes of s into dst, NUL-terminated. */
 static void copy_head(char *dst, size_t cap, const char *s) {
@@ -54,12 +67,12 @@ static void copy_head(char *dst, size_t cap, const char *s) {
 
 static const char *row_key(const row *r, char *buf) {
   if (strlen(r->head) < KEY_HEAD - 1) return r->head; /* the whole key */
-  site_key(r->kp, r->ks, r->by, buf, KEY_MAX, NULL);
+  site_key(r->kv, r->ks, r->by, buf, KEY_MAX, NULL);
   return buf;
 }
 
 /* The row of key (rendered from sample S of p), added if new. */
-static row *table_get(table *t, const char *key, const mtt_profile *p, const mtt_sample *S, int by) {
+static row *table_get(table *t, const char *key, const view *p, const mtt_sample *S, int by) {
   if ((t->n + 1) * 2 > t->nslots) {
     size_t ns = t->nslots ? t->nslots * 2 : 1024;
     size_t *s = calloc(ns, sizeof *s);
@@ -90,7 +103,7 @@ static row *table_get(table *t, const char *key, const mtt_profile *p, const mtt
   }
   row *r = &t->rows[t->n];
   memset(r, 0, sizeof *r);
-  r->kp = p, r->ks = S, r->hash = h, r->by = by;
+  r->kv = p, r->ks = S, r->hash = h, r->by = by;
   copy_head(r->head, sizeof r->head, key);
   t->slots[j] = ++t->n;
   return r;
@@ -110,30 +123,179 @@ static int key_cmp(const row *x, const row *y) {
   return strcmp(row_key(x, bx), row_key(y, by));
 }
 
-/* Frames that only pass an allocation on. */
-static int allocator_frame(const char *name) {
-  static const char *const exact[] = {"malloc", "calloc", "realloc", "free", "strdup", "strndup", "__strdup",
-                                      "__strndup", "xmalloc", "xcalloc", "xrealloc", "g_malloc", "g_malloc0",
-                                      "g_realloc", "operator new", "operator new[]", "_Znwm", "_Znam", NULL};
+/* The allocator's entry points: never a site. */
+static int allocator_entry(const char *name) {
+  static const char *const exact[] = {"malloc",         "calloc",   "realloc",   "free",     "reallocarray",
+                                      "memalign",       "aligned_alloc", "posix_memalign", "valloc", "pvalloc",
+                                      "strdup",         "strndup",  "__strdup",  "__strndup", "wcsdup",
+                                      "_Znwm",          "_Znam",    "operator new", "operator new[]", NULL};
   for (int i = 0; exact[i]; i++)
     if (strcmp(name, exact[i]) == 0) return 1;
+  if (strncmp(name, "operator new(", 13) == 0 || strncmp(name, "operator new[](", 15) == 0) return 1;
+  if (strncmp(name, "_ZnwmSt", 7) == 0 || strncmp(name, "_ZnamSt", 7) == 0) return 1;
   if (strncmp(name, "runtime.", 8) == 0) return 1; /* Go's allocator */
-  if (strncmp(name, "operator new(", 13) == 0) return 1;
+  if (strncmp(name, "mt_", 3) == 0 || strncmp(name, "mt__", 4) == 0) return 1; /* memtally's own */
   return 0;
 }
 
-static const char *frame_name(const mtt_profile *p, const mtt_location *l, char *buf, size_t cap, int64_t *line,
-                               const char **file) {
-  *line = 0;
-  *file = "";
-  if (l->nlines && l->lines[0].function < p->nfunctions) {
-    const mtt_function *f = &p->functions[l->lines[0].function];
-    *line = l->lines[0].line;
-    *file = f->file;
-    if (f->name[0]) return f->name;
+/* Functions that only pass an allocation on, in libraries and programs
+ * users profile: charged to their caller unless --no-fold. */
+static const char *const wrapper_patterns[] = {
+    "^(__libc_(malloc|calloc|realloc|memalign)|__GI___libc_\\w+)$",
+    "^x(malloc|calloc|realloc|mallocz|mallocz_gently|strdup|strndup|memdup|memdupz|zalloc|alloc|new\\w*)$",
+    "^do_xmalloc$",
+    "^g_(malloc|malloc0|realloc|try_malloc|try_malloc0|try_realloc)(_n)?$",
+    "^g_(slice_alloc0?|strdup|strndup|memdup2?|new\\w*)$",
+    "^z(try)?(malloc|calloc|realloc)\\w*$",
+    "^(zstrdup|extend_to_usable|malloc_default_oom)$",
+    "^(__alloc_dir|opendir_tail|__opendir|opendir|__fdopendir|fdopendir)$",
+    "^sqlite3(Malloc|MallocZero|DbMalloc\\w*|DbRealloc\\w*|Realloc|MemMalloc|MemRealloc|DbStrN?Dup|_malloc64|"
+    "_malloc|_realloc64|_realloc|MallocSize)$",
+    "^(mallocWithAlarm|dbMallocRawFinish|dbReallocFinish|sqlite3MallocAlarm)$",
+    "^_?Py(Mem|Object)_\\w*(Malloc|Calloc|Realloc|Alloc|New|NewVar)$",
+    "^_PyObject_GC_(New|NewVar|Malloc|Calloc|Resize|Link)$",
+    "^(PyType_GenericAlloc|_PyType_AllocNoTrack|gc_alloc|pymalloc_\\w+|allocate_from_new_pool|arena_map_\\w+|"
+    "new_arena|_PyMem_\\w+|_PyObject_(Malloc|Calloc|Realloc)\\w*|_PyMem_Raw\\w+)$",
+    "^(ggc_internal_(cleared_)?alloc\\w*|ggc_alloc\\w*|xcalloc_\\w+|_obstack_newchunk|_obstack_begin\\w*)$",
+    "^(std::|__gnu_cxx::)\\S*(allocator|_Vector_base|_Rb_tree|_Hashtable_alloc)\\S*::"
+    "(allocate|_M_allocate\\w*|_M_get_node|_M_create_node)\\b",
+    "^([^ (]+[&*]* )?(std|__gnu_cxx)::", /* the standard library's containers and strings: their user is the site */
+    "^(operator new|__libc_|__GI_)",
+    "^(apr_palloc|apr_pcalloc|ngx_palloc|ngx_pnalloc|ngx_pcalloc|ngx_alloc|ngx_calloc|emalloc|ecalloc|erealloc|"
+    "_emalloc\\w*|_ecalloc|_erealloc|pemalloc|av_malloc|av_mallocz|av_realloc|je_\\w*alloc|tc_\\w*alloc|"
+    "mi_\\w*alloc\\w*|OPENSSL_\\w*alloc|CRYPTO_\\w*alloc|CRYPTO_(malloc|zalloc|realloc|strdup)|PORT_Alloc|"
+    "PORT_ZAlloc|xmlMalloc\\w*|xmlRealloc|xmlStrndup|xmlStrdup|Perl_safesys\\w*alloc|Perl_safesysrealloc)$",
+    NULL};
+
+int mtt_is_wrapper(const char *name) {
+  static regex_t re[32];
+  static int n = -1;
+  if (n < 0) {
+    n = 0;
+    for (int i = 0; wrapper_patterns[i] && n < 32; i++)
+      if (regcomp(&re[n], wrapper_patterns[i], REG_EXTENDED | REG_NOSUB) == 0) n++;
   }
-  snprintf(buf, cap, "0x%llx", (unsigned long long)l->address);
+  for (int i = 0; i < n; i++)
+    if (regexec(&re[i], name, 0, NULL, 0) == 0) return 1;
+  return 0;
+}
+
+static int matches(const mtt_pattern_list *l, const char *name) {
+  for (int i = 0; i < l->n; i++)
+    if (regexec(&l->re[i], name, 0, NULL, 0) == 0) return 1;
+  return 0;
+}
+
+static unsigned name_flags(const mtt_options *o, const char *name) {
+  unsigned f = 0;
+  if (allocator_entry(name)) f |= F_ALLOC;
+  else if (!o->no_fold && (mtt_is_wrapper(name) || matches(&o->skip, name))) f |= F_WRAP;
+  if (matches(&o->hide, name)) f |= F_HIDE;
+  if (matches(&o->focus, name)) f |= F_FOCUS;
+  if (matches(&o->ignore, name)) f |= F_IGNORE;
+  return f;
+}
+
+static int view_init(view *v, const mtt_profile *p, const mtt_options *o) {
+  memset(v, 0, sizeof *v);
+  v->p = p, v->o = o;
+  v->flags = calloc(p->nfunctions ? p->nfunctions : 1, 1);
+  if (v->flags == NULL) return -1;
+  for (size_t i = 0; i < p->nfunctions; i++) {
+    /* equal names are one pointer: flags computed once per distinct name */
+    if (i > 0 && p->functions[i].name == p->functions[i - 1].name) v->flags[i] = v->flags[i - 1];
+    else v->flags[i] = (unsigned char)name_flags(o, p->functions[i].name);
+  }
+  return 0;
+}
+
+static void view_free(view *v) { free(v->flags); }
+
+/* One frame of a stack: a function of a location's lines (inlined calls are
+ * frames of their own), or a location no name was found for. */
+typedef struct frm {
+  const char *name; /* NULL: an address, named by loc */
+  const char *file;
+  int64_t line;
+  const mtt_location *loc;
+  unsigned flags;
+} frm;
+
+static const char *frm_name(const view *v, const frm *f, char *buf, size_t cap) {
+  if (f->name) return f->name;
+  mtt_address_name(v->p, f->loc, buf, cap);
   return buf;
+}
+
+/* Up to cap frames of S, leaf first, those --hide names left out; the count. */
+static size_t collect(const view *v, const mtt_sample *S, frm *out, size_t cap) {
+  const mtt_profile *p = v->p;
+  size_t n = 0;
+  char buf[256];
+  for (size_t k = 0; k < S->nlocs && n < cap; k++) {
+    const mtt_location *L = &p->locations[S->locs[k]];
+    size_t lines = 0;
+    for (size_t j = 0; j < L->nlines && n < cap; j++) {
+      uint64_t fi = L->lines[j].function;
+      if (fi >= p->nfunctions || p->functions[fi].name[0] == 0) continue;
+      lines++;
+      if (v->flags[fi] & F_HIDE) continue;
+      out[n++] = (frm){p->functions[fi].name, p->functions[fi].file, L->lines[j].line, L, v->flags[fi]};
+    }
+    if (lines == 0) {
+      frm f = {NULL, "", 0, L, 0};
+      unsigned fl = v->o->hide.n || v->o->focus.n || v->o->ignore.n ? name_flags(v->o, frm_name(v, &f, buf, sizeof buf)) : 0;
+      f.flags = fl & (F_HIDE | F_FOCUS | F_IGNORE);
+      if (!(f.flags & F_HIDE)) out[n++] = f;
+    }
+  }
+  return n;
+}
+
+static const char *frm_object(const view *v, const frm *f) {
+  uint64_t m = f->loc->mapping;
+  return m < v->p->nmappings ? v->p->mappings[m].file : NULL;
+}
+
+/* The site among n frames, leaf first: past the allocator's entry points,
+ * past every wrapper and what a wrapper calls (its own plumbing, named or
+ * not); an address in a stripped object is charged to the nearest named
+ * caller in the same object (its static functions have no names to give).
+ * *folded says whether anything was charged onwards. */
+static size_t find_site(const view *v, const frm *fr, size_t n, int *folded) {
+  size_t entry = 0;
+  while (entry < n && (fr[entry].flags & F_ALLOC)) entry++;
+  if (entry == n) entry = 0;
+  *folded = 0;
+  if (v->o->no_fold) return entry;
+  size_t k = entry, lastw = SIZE_MAX;
+  for (; k < n && ((fr[k].flags & F_WRAP) || fr[k].name == NULL); k++)
+    if (fr[k].flags & F_WRAP) lastw = k;
+  size_t site = lastw == SIZE_MAX ? entry : lastw + 1 < n ? lastw + 1 : lastw;
+  if (fr[site].name == NULL) {
+    const char *obj = frm_object(v, &fr[site]);
+    size_t j = site;
+    while (j < n && fr[j].name == NULL && obj && frm_object(v, &fr[j]) && strcmp(frm_object(v, &fr[j]), obj) == 0) j++;
+    if (j < n && fr[j].name != NULL && !(fr[j].flags & F_WRAP) && obj && frm_object(v, &fr[j]) &&
+        strcmp(frm_object(v, &fr[j]), obj) == 0)
+      site = j;
+  }
+  *folded = site > entry;
+  return site;
+}
+
+/* Whether S passes --focus and --ignore (over all its frames). */
+static int wanted(const view *v, const mtt_sample *S) {
+  const mtt_options *o = v->o;
+  if (o->focus.n == 0 && o->ignore.n == 0) return 1;
+  int focus = o->focus.n == 0, ignore = 0;
+  static frm fr[4096];
+  size_t n = collect(v, S, fr, sizeof fr / sizeof fr[0]);
+  for (size_t i = 0; i < n; i++) {
+    focus |= (fr[i].flags & F_FOCUS) != 0;
+    ignore |= (fr[i].flags & F_IGNORE) != 0;
+  }
+  return focus && !ignore;
 }
 
 double mtt_type_total(const mtt_profile *p, int type) {
@@ -175,54 +337,84 @@ int mtt_pick_type(const mtt_profile *p, const mtt_options *o, int *value, int *o
   return 0;
 }
 
+static void fmt_value(char *buf, size_t cap, double v, const char *unit);
+
 /* The key of sample S's site when grouping by `by`; its length. */
-static size_t site_key(const mtt_profile *p, const mtt_sample *S, int by, char *key, size_t cap, int *realloc_seen) {
-  char buf[64];
-  size_t first = 0;
-  for (; first < S->nlocs; first++) {
-    int64_t ln;
-    const char *fl;
-    const char *n = frame_name(p, &p->locations[S->locs[first]], buf, sizeof buf, &ln, &fl);
-    if (realloc_seen && (strstr(n, "realloc") || strstr(n, "growslice"))) *realloc_seen = 1;
-    if (!allocator_frame(n)) break;
-  }
-  if (first == S->nlocs) first = 0;
+static size_t site_key(const view *v, const mtt_sample *S, int by, char *key, size_t cap, site_info *si) {
+  const mtt_profile *p = v->p;
+  static frm fr[512];
+  char buf[256];
   key[0] = 0;
   if (by == MTT_BY_REGION) return (size_t)snprintf(key, cap, "%s", S->region ? S->region : "(no region)");
-  if (S->nlocs == 0) return (size_t)snprintf(key, cap, "(no stack)");
+  if (by == MTT_BY_THREAD) {
+    if (S->thread == 0) return (size_t)snprintf(key, cap, "(no thread label)");
+    return (size_t)snprintf(key, cap, "thread %lld", (long long)S->thread);
+  }
+  if (by == MTT_BY_SIZE) {
+    int as = mtt_profile_type(p, "alloc_space"), ao = mtt_profile_type(p, "alloc_objects");
+    int is = mtt_profile_type(p, "inuse_space"), io = mtt_profile_type(p, "inuse_objects");
+    double b = 0, o = 0;
+    if (as >= 0 && ao >= 0 && mtt_value(S, ao) > 0) b = (double)mtt_value(S, as), o = (double)mtt_value(S, ao);
+    else if (is >= 0 && io >= 0 && mtt_value(S, io) > 0) b = (double)mtt_value(S, is), o = (double)mtt_value(S, io);
+    if (o <= 0) return (size_t)snprintf(key, cap, "(no size)");
+    double avg = b / o;
+    unsigned long long lo = 1;
+    while (lo * 2 <= (unsigned long long)avg && lo < (1ULL << 62)) lo *= 2;
+    char l[32], h[32];
+    fmt_value(l, sizeof l, (double)lo, "bytes");
+    fmt_value(h, sizeof h, (double)(lo * 2), "bytes");
+    return (size_t)snprintf(key, cap, "%s - %s", l, h);
+  }
+  size_t n = collect(v, S, fr, sizeof fr / sizeof fr[0]);
+  if (n == 0) return (size_t)snprintf(key, cap, "(no stack)");
+  int folded;
+  size_t site = find_site(v, fr, n, &folded);
+  if (si) {
+    for (size_t k = 0; k <= site && k < n; k++) {
+      const char *nm = frm_name(v, &fr[k], buf, sizeof buf);
+      if (strstr(nm, "realloc") || strstr(nm, "growslice")) si->realloc_seen = 1;
+    }
+    si->folded = folded;
+    si->wrapper = v->o->no_fold && (mtt_is_wrapper(frm_name(v, &fr[site], buf, sizeof buf)) || matches(&v->o->skip, buf));
+  }
+  if (by == MTT_BY_CALLER) {
+    if (site + 1 >= n) return (size_t)snprintf(key, cap, "(no caller)");
+    site++;
+    while (site + 1 < n && (fr[site].flags & F_WRAP)) site++;
+  }
   if (by == MTT_BY_STACK) {
     size_t len = 0;
-    for (size_t k = first; k < S->nlocs && k < first + 8 && len < cap - 200; k++) {
-      int64_t ln;
-      const char *fl;
-      const char *n = frame_name(p, &p->locations[S->locs[k]], buf, sizeof buf, &ln, &fl);
-      int w = snprintf(key + len, cap - len, "%s%s", k == first ? "" : " < ", n);
+    for (size_t k = site; k < n && k < site + 8 && len < cap - 200; k++) {
+      int w = snprintf(key + len, cap - len, "%s%s", k == site ? "" : " < ", frm_name(v, &fr[k], buf, sizeof buf));
       len = w < 0 ? len : len + (size_t)w >= cap ? cap - 1 : len + (size_t)w;
     }
     return len;
   }
-  int64_t ln;
-  const char *fl;
-  const char *n = frame_name(p, &p->locations[S->locs[first]], buf, sizeof buf, &ln, &fl);
-  if (by == MTT_BY_LINE && ln > 0) {
+  const char *nm = frm_name(v, &fr[site], buf, sizeof buf);
+  if (by == MTT_BY_LINE && fr[site].line > 0) {
+    const char *fl = fr[site].file ? fr[site].file : "";
     const char *base_name = strrchr(fl, '/');
-    return (size_t)snprintf(key, cap, "%s %s:%lld", n, base_name ? base_name + 1 : fl, (long long)ln);
+    return (size_t)snprintf(key, cap, "%s %s:%lld", nm, base_name ? base_name + 1 : fl, (long long)fr[site].line);
   }
-  return (size_t)snprintf(key, cap, "%s", n);
+  return (size_t)snprintf(key, cap, "%s", nm);
 }
 
+
 /* Sum p's samples into t by the site key of o->by. */
-static int aggregate(const mtt_profile *p, const mtt_options *o, int vi, int oi, table *t, int base) {
+static int aggregate(view *vw, const mtt_options *o, int vi, int oi, table *t, int base) {
+  const mtt_profile *p = vw->p;
   int as = mtt_profile_type(p, "alloc_space"), is = mtt_profile_type(p, "inuse_space"),
-      ao = mtt_profile_type(p, "alloc_objects");
+      ao = mtt_profile_type(p, "alloc_objects"), io = mtt_profile_type(p, "inuse_objects");
   char key[KEY_MAX];
   for (size_t s = 0; s < p->nsamples; s++) {
     const mtt_sample *S = &p->samples[s];
-    int realloc_seen = 0;
-    site_key(p, S, o->by, key, sizeof key, &realloc_seen);
-    row *r = table_get(t, key, p, S, o->by);
+    if (!wanted(vw, S)) continue;
+    site_info si = {0, 0, 0};
+    site_key(vw, S, o->by, key, sizeof key, &si);
+    row *r = table_get(t, key, vw, S, o->by);
     if (r == NULL) return -1;
     double v = (double)mtt_value(S, vi), ob = oi >= 0 ? (double)mtt_value(S, oi) : 0;
+    if (si.folded) vw->folded_value += v;
     if (base) {
       r->base_value += v;
       r->base_objects += ob;
@@ -232,7 +424,9 @@ static int aggregate(const mtt_profile *p, const mtt_options *o, int vi, int oi,
       if (as >= 0) r->alloc_space += (double)mtt_value(S, as);
       if (is >= 0) r->inuse_space += (double)mtt_value(S, is);
       if (ao >= 0) r->alloc_objects += (double)mtt_value(S, ao);
-      r->realloc_seen |= realloc_seen;
+      if (io >= 0) r->inuse_objects += (double)mtt_value(S, io);
+      r->realloc_seen |= si.realloc_seen;
+      r->wrapper |= si.wrapper;
     }
   }
   return 0;
@@ -282,9 +476,32 @@ static void json_str(FILE *out, const char *s) {
   fputc('"', out);
 }
 
+/* The stack of S from its site outwards (wrappers folded), as a JSON array
+ * of {"function", "file", "line"}; at most 512 frames. */
+static void json_stack(const view *v, const mtt_sample *S, FILE *out) {
+  static frm fr[512];
+  char buf[256];
+  size_t n = collect(v, S, fr, sizeof fr / sizeof fr[0]);
+  int folded;
+  size_t site = n ? find_site(v, fr, n, &folded) : 0;
+  fputc('[', out);
+  for (size_t k = site; k < n; k++) {
+    fprintf(out, "%s{\"function\":", k == site ? "" : ",");
+    json_str(out, frm_name(v, &fr[k], buf, sizeof buf));
+    if (fr[k].file && fr[k].file[0]) {
+      fprintf(out, ",\"file\":");
+      json_str(out, fr[k].file);
+    }
+    if (fr[k].line > 0) fprintf(out, ",\"line\":%lld", (long long)fr[k].line);
+    fputc('}', out);
+  }
+  fputc(']', out);
+}
+
 /* The first rule that fires for a top row, as "name" and an advice line. */
 static int recommend(const row *r, double total, int inuse_view, char *name, size_t ncap, char *advice, size_t acap) {
   char a[32], b[32];
+  if (r->by == MTT_BY_REGION || r->by == MTT_BY_THREAD || r->by == MTT_BY_SIZE) return 0; /* not about one site */
   double share = total > 0 ? r->value / total : 0;
   double avg = r->alloc_objects > 0 ? r->alloc_space / r->alloc_objects : (r->objects > 0 ? r->value / r->objects : 0);
   double objs = r->alloc_objects > 0 ? r->alloc_objects : r->objects;
@@ -296,7 +513,7 @@ static int recommend(const row *r, double total, int inuse_view, char *name, siz
     snprintf(advice, acap, "%s reallocated through a growing block: reserve the final capacity up front", a);
     return 1;
   }
-  if (objs >= 1000 && avg > 0 && avg <= 256 && share >= 0.05) {
+  if (objs >= 1000 && avg > 0 && avg <= 256 && share >= 0.05 && !r->wrapper) { /* never an arena for a wrapper */
     snprintf(name, ncap, "many-small-objects");
     fmt_value(a, sizeof a, objs, "count");
     snprintf(advice, acap,
@@ -332,8 +549,10 @@ int mtt_report(const mtt_profile *p, const mtt_options *o, FILE *out, char *err,
   int vi, oi;
   if (mtt_pick_type(p, o, &vi, &oi, err, errlen) != 0) return 2;
   table t = {0};
-  if (aggregate(p, o, vi, oi, &t, 0) != 0) {
+  view vw;
+  if (view_init(&vw, p, o) != 0 || aggregate(&vw, o, vi, oi, &t, 0) != 0) {
     table_free(&t);
+    view_free(&vw);
     snprintf(err, errlen, "out of memory");
     return 2;
   }
@@ -354,9 +573,10 @@ int mtt_report(const mtt_profile *p, const mtt_options *o, FILE *out, char *err,
     fprintf(out, ",\"total\":%.0f,\"rows\":[", total);
   } else {
     fmt_value(v, sizeof v, total, unit);
-    fprintf(out, "%s by %s, total %s, %zu sites%s%s\n", p->type_names[vi],
-            o->by == MTT_BY_LINE ? "line" : o->by == MTT_BY_STACK ? "stack" : o->by == MTT_BY_REGION ? "region" : "function",
-            v, nonzero, p->comment ? ", profile: " : "", p->comment ? p->comment : "");
+    static const char *const by_names[] = {"function", "line", "stack", "region", "caller", "thread", "size"};
+    fprintf(out, "%s by %s, total %s, %zu %s%s%s\n", p->type_names[vi], by_names[o->by], v, nonzero,
+            o->by == MTT_BY_REGION ? "regions" : o->by == MTT_BY_THREAD ? "threads" : o->by == MTT_BY_SIZE ? "sizes" : "sites",
+            p->comment ? ", profile: " : "", p->comment ? p->comment : "");
     fprintf(out, "%4s  %-40s %12s %7s %7s %10s %10s\n", "rank", "site", "value", "%", "cum%", "objects", "avg size");
   }
   double cum = 0;
@@ -365,13 +585,21 @@ int mtt_report(const mtt_profile *p, const mtt_options *o, FILE *out, char *err,
     const char *key = row_key(r, keybuf);
     cum += r->value;
     double pct = total > 0 ? 100 * r->value / total : 0, cpct = total > 0 ? 100 * cum / total : 0;
-    double a = r->objects > 0 && strcmp(unit, "bytes") == 0 ? r->value / r->objects : 0;
+    /* the average block: from the view's own figures when they are bytes, else from the
+     * space and objects of the same kind (alloc_objects: alloc_space / alloc_objects) */
+    double a = r->objects > 0 && strcmp(unit, "bytes") == 0 ? r->value / r->objects
+               : inuse_view                                 ? (r->inuse_objects > 0 ? r->inuse_space / r->inuse_objects : 0)
+                                                            : (r->alloc_objects > 0 ? r->alloc_space / r->alloc_objects : 0);
     int fired = i < 5 && recommend(r, total, inuse_view, name, sizeof name, advice, sizeof advice);
     if (o->json) {
       fprintf(out, "%s{\"rank\":%zu,\"site\":", i ? "," : "", i + 1);
       json_str(out, key);
       fprintf(out, ",\"value\":%.0f,\"percent\":%.2f,\"cum_percent\":%.2f,\"objects\":%.0f,\"avg_size\":%.1f", r->value,
               pct, cpct, r->objects, a);
+      if (o->by == MTT_BY_STACK) {
+        fprintf(out, ",\"stack\":");
+        json_stack(&vw, r->ks, out);
+      }
       if (fired) {
         fprintf(out, ",\"rule\":");
         json_str(out, name);
@@ -394,6 +622,13 @@ int mtt_report(const mtt_profile *p, const mtt_options *o, FILE *out, char *err,
   }
   if (o->json) fprintf(out, "]}\n");
   table_free(&t);
+  if (!o->json && vw.folded_value > 0 && total > 0) {
+    fmt_value(v, sizeof v, vw.folded_value, unit);
+    fprintf(out, "(%s, %.1f%%, was allocated through wrappers (xmalloc, zmalloc, PyMem_Malloc, operator new, ...) or "
+                 "unnamed functions of stripped objects: charged to their callers; --no-fold shows them)\n",
+            v, 100 * vw.folded_value / total);
+  }
+  view_free(&vw);
   /* bytes requested against the bytes of the blocks held (memtally's profiles have both) */
   const char *held_name = strcmp(p->type_names[vi], "alloc_space") == 0   ? "alloc_held_space"
                           : strcmp(p->type_names[vi], "inuse_space") == 0 ? "inuse_held_space"
@@ -419,8 +654,12 @@ int mtt_diff(const mtt_profile *base, const mtt_profile *cur, const mtt_options 
     return 2;
   }
   table t = {0};
-  if (aggregate(cur, o, cv, co, &t, 0) != 0 || aggregate(base, o, bv, bo, &t, 1) != 0) {
+  view vb, vc;
+  int ok = view_init(&vb, base, o) == 0;
+  ok = (view_init(&vc, cur, o) == 0) & ok;
+  if (!ok || aggregate(&vc, o, cv, co, &t, 0) != 0 || aggregate(&vb, o, bv, bo, &t, 1) != 0) {
     table_free(&t);
+    view_free(&vb), view_free(&vc);
     snprintf(err, errlen, "out of memory");
     return 2;
   }
@@ -476,5 +715,6 @@ int mtt_diff(const mtt_profile *base, const mtt_profile *cur, const mtt_options 
   }
   if (o->json) fprintf(out, "]}\n");
   table_free(&t);
+  view_free(&vb), view_free(&vc);
   return 0;
 }

@@ -6,14 +6,39 @@
 
 #include "profile.h"
 
-typedef enum { MTT_BY_FUNCTION, MTT_BY_LINE, MTT_BY_STACK, MTT_BY_REGION } mtt_by;
+#include <regex.h>
+
+typedef enum {
+  MTT_BY_FUNCTION, /* the site: the innermost frame that is neither the allocator nor a wrapper */
+  MTT_BY_LINE,     /* the site with its file and line */
+  MTT_BY_STACK,    /* the site and its callers */
+  MTT_BY_REGION,   /* the "region" label */
+  MTT_BY_CALLER,   /* the frame that called the site */
+  MTT_BY_THREAD,   /* the "thread" label */
+  MTT_BY_SIZE      /* the average block size of each stack, in powers of two */
+} mtt_by;
+
+#define MTT_MAX_PATTERNS 16
+typedef struct mtt_pattern_list {
+  regex_t re[MTT_MAX_PATTERNS];
+  int n;
+} mtt_pattern_list;
 
 typedef struct mtt_options {
   const char *sample; /* sample type name, NULL: the profile's default or inuse_space */
   mtt_by by;
   int top;
   int json;
+  int no_fold;              /* keep wrapper frames as sites */
+  mtt_pattern_list skip;    /* more wrappers (--skip) */
+  mtt_pattern_list focus;   /* only samples with a frame matching one (--focus) */
+  mtt_pattern_list ignore;  /* not samples with a frame matching one (--ignore) */
+  mtt_pattern_list hide;    /* frames matching one are left out of stacks (--hide) */
 } mtt_options;
+
+/* Whether name is an allocation wrapper memtally folds into its caller
+ * (xmalloc, g_malloc, zmalloc, sqlite3Malloc, PyMem_Malloc, operator new, ...). */
+int mtt_is_wrapper(const char *name);
 
 /* Print the report of p to out; 0, or 2 with a message on err for bad options. */
 int mtt_report(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, size_t errlen);
