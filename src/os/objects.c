@@ -52,8 +52,18 @@ static int mt_object_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     ssize_t k = readlink("/proc/self/exe", o.path, sizeof o.path - 1);
     if (k > 0) o.path[k] = 0;
   } else {
-    if (name[0] != '/') return 0; /* linux-vdso.so.1 and the like */
-    strncpy(o.path, name, sizeof o.path - 1);
+    if (strchr(name, '/') == NULL) return 0; /* linux-vdso.so.1 and the like */
+    if (name[0] == '/') {
+      strncpy(o.path, name, sizeof o.path - 1);
+    } else { /* loaded by a relative path (LD_PRELOAD=build/libmemtally.so): from the working directory */
+      size_t n = getcwd(o.path, sizeof o.path - 1) ? strlen(o.path) : 0;
+      if (n > 0 && n + 1 + strlen(name) < sizeof o.path) {
+        o.path[n] = '/';
+        strcpy(o.path + n + 1, name);
+      } else {
+        strncpy(o.path, name, sizeof o.path - 1);
+      }
+    }
   }
   o.bias = info->dlpi_addr;
   o.lo = UINTPTR_MAX;
