@@ -182,23 +182,31 @@ if CASE == "accuracy":
     accuracy({}, 1.0, 0.10)
 elif CASE == "write_cost":
     # writing a profile of 1,024 stacks: the instructions of mt_write_snapshot (symbolize only the
-    # profile's addresses, encode, deflate, write), counted by callgrind
-    env = dict(os.environ, MEMTALLY_PROF_OUT=prefix, MEMTALLY_PROF_RATE="1")
-    env.pop("LD_PRELOAD", None)
-    out = os.path.join(work, "cg.out")
-    p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-                        "--toggle-collect=mt_write_snapshot", TARGET, "stacks"], env=env, capture_output=True,
-                       text=True, timeout=600)
-    check(p.returncode == 0 and "stacks done" in p.stdout, f"stacks under callgrind: {p.returncode}")
-    total = None
-    for line in open(out):
-        if line.startswith("totals:") or line.startswith("summary:"):
-            total = int(line.split()[1])
-    path = one("prof.*.exit.pb.gz")
+    # profile's addresses, encode, deflate, write), counted by callgrind; first the exit profile
+    # alone, then with the lifetimes profile (each of the 1,024 stacks freed from a stack of its own)
+    def cost(lifetimes):
+        env = dict(os.environ, MEMTALLY_PROF_OUT=prefix + lifetimes, MEMTALLY_PROF_RATE="1",
+                   MEMTALLY_PROF_LIFETIMES=lifetimes)
+        env.pop("LD_PRELOAD", None)
+        out = os.path.join(work, "cg.out." + lifetimes)
+        p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+                            "--toggle-collect=mt_write_snapshot", TARGET, "stacks"], env=env, capture_output=True,
+                           text=True, timeout=600)
+        check(p.returncode == 0 and "stacks done" in p.stdout, f"stacks under callgrind: {p.returncode}")
+        total = None
+        for line in open(out):
+            if line.startswith("totals:") or line.startswith("summary:"):
+                total = int(line.split()[1])
+        return total
+    total = cost("0")
+    path = one("prof0.*.exit.pb.gz")
     if path:
         stacks = {tuple(names) for _, names in read_samples(path) if "path_a" in names}
         check(len(stacks) >= 1024, f"the profile has {len(stacks)} distinct stacks through path_a")
-    check(total is not None and total <= 5_000_000, f"writing it took {total} instructions (bound 5,000,000)")
+    check(total is not None and total <= 5_000_000, f"writing the exit profile took {total} instructions (bound 5,000,000)")
+    both = cost("1")
+    check(both is not None and total is not None and both - total <= 30_000_000,
+          f"the lifetimes profile took {both - total if both and total else None} more (bound 30,000,000)")
 elif CASE == "limit":
     # before the OOM killer: a share of MEMTALLY_MEMLIMIT (no cgroup needed) ...
     def limit_files():

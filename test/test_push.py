@@ -235,8 +235,14 @@ try:
           f"{werr.count('not pushed')} refused pushes retried)")
     check(werr.count("not pushed") >= 1, "the outage was seen and ridden out")
     decoded = decode(*[p for _, p in received()[n0:]])
-    check(all([t for t, _ in d["types"]] == TYPES for d in decoded), "every watched upload decodes with six sample types")
-    win = [d for d, (m, p) in zip(decoded, received()[n0:]) if d["duration_nanos"] < 3e9]
+    LIFE = ["objects", "space", "lifetime"]
+    heap = [d for d in decoded if [t for t, _ in d["types"]] != LIFE]
+    life = [(d, m) for d, (m, p) in zip(decoded, received()[n0:]) if [t for t, _ in d["types"]] == LIFE]
+    check(all([t for t, _ in d["types"]] == TYPES for d in heap) and len(heap) == len(decoded) - 1,
+          "every watched heap upload decodes with six sample types")
+    check(len(life) == 1 and life[0][1]["labels"].get("__name__") == "memory_lifetimes",
+          "the lifetimes profile went too, as memory_lifetimes")
+    win = [d for d, (m, p) in zip(decoded, received()[n0:]) if d["duration_nanos"] < 3e9 and d in heap]
     check(len(win) >= 4 and all(0.5e9 < d["duration_nanos"] < 2.5e9 for d in win), "window uploads span about a second each")
     # the pushed names were kept: a second pass sends nothing
     a0 = attempts()

@@ -141,6 +141,7 @@ typedef struct dec {
 static void dec_sample(dec *d, rd s, int pass) {
   mtt_profile *p = d->p;
   mtt_sample S = {0};
+  S.lifetime = -1;
   size_t nlocs = 0, nvalues = 0;
   int any = 0;
   unsigned num, wire;
@@ -168,6 +169,9 @@ static void dec_sample(dec *d, rd s, int pass) {
         const char *k = STR(p, key);
         if (strcmp(k, "region") == 0 && str) S.region = STR(p, str);
         if (strcmp(k, "thread") == 0) S.thread = (int64_t)n;
+        if (strcmp(k, "lifetime") == 0) S.lifetime = (int64_t)n;
+        if (strcmp(k, "freed_by") == 0 && str) S.freed_by = STR(p, str);
+        if (strcmp(k, "free_thread") == 0 && str) S.free_other = strcmp(STR(p, str), "other") == 0;
       }
     } else {
       skip(&s, wire);

@@ -35,6 +35,12 @@ typedef struct mtt_sample {
   size_t nvalues;
   const char *region; /* "region" string label, or NULL */
   int64_t thread;     /* "thread" numeric label, or 0 */
+  /* lifetimes profiles: the "lifetime" label (ns, the floor of its bucket; -1
+   * absent), "freed_by" (the freeing stack's names, "f < g", or "(in use)")
+   * and whether "free_thread" is "other" */
+  int64_t lifetime;
+  const char *freed_by;
+  int free_other;
 } mtt_sample;
 
 typedef struct mtt_profile {

@@ -1,6 +1,7 @@
 /* push.c -- memtally push: profiles to a continuous-profiling backend over HTTP
  *
  * Pyroscope:  POST BASE/ingest?name=APP.heap{k=v,...}&from=S&until=S&format=pprof
+ *             (APP.lifetimes for a lifetimes profile)
  *             multipart/form-data, the profile in the field "profile";
  *             X-Scope-OrgID: TENANT when --tenant is given.
  * Parca:      POST BASE/profiles/writeraw, JSON:
@@ -289,13 +290,15 @@ static int push_one(const mtt_push_options *o, const char *path, char *err, size
     from = (p.time_nanos - (p.duration_nanos > 0 ? p.duration_nanos : 0)) / 1000000000LL;
   }
   if (until <= from) until = from + 1;
+  int lifetimes = mtt_profile_type(&p, "lifetime") >= 0; /* a lifetimes profile: its own name and types */
   mtt_profile_free(&p);
   char app[128], line[512];
   if (o->app) snprintf(app, sizeof app, "%s", o->app);
   else app_of(path, app, sizeof app);
   if (o->format == MTT_PUSH_PARCA) {
-    sputs(&body, "{\"series\":[{\"labels\":{\"labels\":[{\"name\":\"__name__\",\"value\":\"memory\"},"
-                 "{\"name\":\"service_name\",\"value\":");
+    sputs(&body, lifetimes ? "{\"series\":[{\"labels\":{\"labels\":[{\"name\":\"__name__\",\"value\":\"memory_lifetimes\"},"
+                           : "{\"series\":[{\"labels\":{\"labels\":[{\"name\":\"__name__\",\"value\":\"memory\"},");
+    sputs(&body, "{\"name\":\"service_name\",\"value\":");
     json_escape(&body, app);
     sputs(&body, "}");
     for (int i = 0; i < o->nlabels; i++) {
@@ -320,7 +323,7 @@ static int push_one(const mtt_push_options *o, const char *path, char *err, size
   } else {
     sbuf q = {0}, name = {0};
     sputs(&name, app);
-    sputs(&name, ".heap{");
+    sputs(&name, lifetimes ? ".lifetimes{" : ".heap{");
     for (int i = 0; i < o->nlabels; i++) {
       if (i) sputs(&name, ",");
       sputs(&name, o->label_keys[i]);
@@ -354,10 +357,14 @@ static int push_one(const mtt_push_options *o, const char *path, char *err, size
     static const char *const types[][3] = {{"alloc_objects", "objects", "sum"},    {"alloc_space", "bytes", "sum"},
                                            {"inuse_objects", "objects", "average"}, {"inuse_space", "bytes", "average"},
                                            {"alloc_held_space", "bytes", "sum"},   {"inuse_held_space", "bytes", "average"}};
+    static const char *const life_types[][3] = {
+        {"objects", "objects", "sum"}, {"space", "bytes", "sum"}, {"lifetime", "nanoseconds", "sum"}};
+    const char *const(*t)[3] = lifetimes ? life_types : types;
+    size_t nt = lifetimes ? 3 : sizeof types / sizeof types[0];
     sputs(&body, "{");
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+    for (size_t i = 0; i < nt; i++) {
       snprintf(line, sizeof line, "%s\"%s\":{\"units\":\"%s\",\"aggregation\":\"%s\",\"display-name\":\"%s_%s\"}",
-               i ? "," : "", types[i][0], types[i][1], types[i][2], types[i][0], types[i][1]);
+               i ? "," : "", t[i][0], t[i][1], t[i][2], t[i][0], t[i][1]);
       sputs(&body, line);
     }
     sputs(&body, "}\r\n--");

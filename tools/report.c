@@ -718,3 +718,316 @@ int mtt_diff(const mtt_profile *base, const mtt_profile *cur, const mtt_options 
   view_free(&vb), view_free(&vc);
   return 0;
 }
+
+/* ---- lifetimes ---- */
+
+int mtt_is_lifetimes(const mtt_profile *p) { return mtt_profile_type(p, "lifetime") >= 0; }
+
+/* Frames that only free (or reallocate) a block: the freeing site is past them. */
+static int free_frame(const char *name) {
+  static regex_t re;
+  static int ready = -1;
+  if (ready < 0)
+    ready = regcomp(&re,
+                    "^(free|cfree|__libc_free|__GI___libc_free|realloc|__libc_realloc|reallocarray|operator delete.*|"
+                    "_Zd[la]\\w*|z?free\\w*|zfree_usable|xfree|g_free\\w*|g_slice_free\\w*|sqlite3(_free|DbFree\\w*|Free|"
+                    "Realloc|_realloc64?)|PyMem_(Raw)?Free|_?PyObject_(GC_)?(Free|Del)|_PyMem_\\w+|pymalloc_free|"
+                    "mt_\\w+)$",
+                    REG_EXTENDED | REG_NOSUB) == 0;
+  return (ready && regexec(&re, name, 0, NULL, 0) == 0) || mtt_is_wrapper(name);
+}
+
+/* The freeing site named by a "freed_by" label into buf: its first frame
+ * that neither frees nor wraps. */
+static const char *free_site(const char *freed_by, char *buf, size_t cap) {
+  if (freed_by == NULL) return "(not recorded)";
+  if (freed_by[0] == '(') return freed_by;
+  const char *p = freed_by, *first = NULL;
+  size_t first_len = 0;
+  while (*p) {
+    const char *e = strstr(p, " < ");
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (first == NULL) first = p, first_len = len;
+    size_t n = len < cap - 1 ? len : cap - 1;
+    memcpy(buf, p, n);
+    buf[n] = 0;
+    if (!free_frame(buf) && strncmp(buf, "0x", 2) != 0) return buf;
+    if (!e) break;
+    p = e + 3;
+  }
+  size_t n = first_len < cap - 1 ? first_len : cap - 1; /* nothing better: the innermost */
+  memcpy(buf, first ? first : "", n);
+  buf[n] = 0;
+  return buf;
+}
+
+typedef struct life_pt { /* one sample's share of a row */
+  size_t row;
+  int64_t lifetime; /* bucket floor; -1: in use */
+  double objects;
+  double mean_ns;   /* the sample's own mean lifetime (its lifetime value / objects) */
+} life_pt;
+
+typedef struct free_pt {
+  size_t row;
+  const char *site; /* owned: strdup */
+  double objects;
+} free_pt;
+
+static int by_row_lifetime(const void *a, const void *b) {
+  const life_pt *x = a, *y = b;
+  if (x->row != y->row) return x->row < y->row ? -1 : 1;
+  return x->lifetime < y->lifetime ? -1 : x->lifetime > y->lifetime;
+}
+static int by_row_site(const void *a, const void *b) {
+  const free_pt *x = a, *y = b;
+  if (x->row != y->row) return x->row < y->row ? -1 : 1;
+  return strcmp(x->site, y->site);
+}
+
+/* The ceiling of the bucket whose floor is f (sixteen per power of two above 1 us). */
+static double bucket_ceil(int64_t f) {
+  if (f < 1024) return 1024;
+  int hb = 63 - __builtin_clzll((unsigned long long)f);
+  return (double)f + (double)(1LL << (hb - 4));
+}
+
+typedef struct life_row {
+  double objects, freed, in_use, young_1ms, young_100ms, other;
+  double p10, p50, p90; /* ns over the freed objects */
+  const char *free1, *free2;
+  double free1_share, free2_share;
+} life_row;
+
+static void fmt_ns(char *buf, size_t cap, double ns) {
+  if (ns < 1e3) snprintf(buf, cap, "%.0f ns", ns);
+  else if (ns < 1e6) snprintf(buf, cap, "%.1f us", ns / 1e3);
+  else if (ns < 1e9) snprintf(buf, cap, "%.1f ms", ns / 1e6);
+  else snprintf(buf, cap, "%.1f s", ns / 1e9);
+}
+
+/* The value at share q of the freed objects of one row's points (sorted by lifetime). */
+static double life_quantile(const life_pt *pts, size_t n, double freed, double q) {
+  double want = q * freed, cum = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (pts[i].lifetime < 0) continue; /* in use: sorted first, not freed */
+    if (cum + pts[i].objects >= want && pts[i].objects > 0) {
+      /* the blocks of one sample share a bucket (6 % wide) and a freeing
+       * stack: their mean, exact to the clock at rate 1, is kept within it */
+      double f = (double)pts[i].lifetime, c = bucket_ceil(pts[i].lifetime), m = pts[i].mean_ns;
+      return m >= f && m <= c ? m : f + (c - f) * ((want - cum) / pts[i].objects);
+    }
+    cum += pts[i].objects;
+  }
+  return 0;
+}
+
+static int life_rule(const char *site, const life_row *L, char *name, size_t ncap, char *advice, size_t acap) {
+  char a[32], b[32], c[32], n[32];
+  fmt_value(n, sizeof n, L->objects, "count");
+  if (L->objects >= 50 && L->in_use >= 0.9 * L->objects) {
+    snprintf(name, ncap, "long-lived");
+    snprintf(advice, acap,
+             "%s objects, %.0f%% still in use at the end: they live as long as the program (a cache, or a leak if "
+             "this grows from run to run); a region for them would never be freed",
+             n, 100 * L->in_use / L->objects);
+    return 1;
+  }
+  if (L->objects < 1000 || L->freed < 0.9 * L->objects) return 0;
+  fmt_ns(a, sizeof a, L->p90);
+  if (L->p90 < 50e3) {
+    snprintf(name, ncap, "die-young");
+    snprintf(advice, acap,
+             "90%% of these %s objects are freed within %s of their allocation, mostly by %.200s: reuse one buffer "
+             "across iterations, or keep them on the stack",
+             n, a, L->free1 ? L->free1 : site);
+    return 1;
+  }
+  double spread = L->p90 - L->p10;
+  /* blocks handed to another thread to free do not belong to one request's region */
+  if (L->p90 <= 1e9 && spread <= (L->p50 > 2e6 ? L->p50 : 2e6) && L->other < 0.5 * L->freed) {
+    fmt_ns(b, sizeof b, L->p10);
+    fmt_ns(c, sizeof c, spread);
+    snprintf(name, ncap, "die-together");
+    snprintf(advice, acap,
+             "80%% of these %s objects die between %s and %s after allocation (within %s of each other), freed by "
+             "%.200s: a per-request region (mt_region_create ... mt_region_destroy) would free them in one call",
+             n, b, a, c, L->free1 ? L->free1 : "one site");
+    return 1;
+  }
+  return 0;
+}
+
+int mtt_report_lifetimes(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, size_t errlen) {
+  int oi = mtt_profile_type(p, "objects"), li = mtt_profile_type(p, "lifetime");
+  if (oi < 0 || li < 0) {
+    snprintf(err, errlen, "not a lifetimes profile (memtally writes PREFIX.PROGRAM.PID.lifetimes.pb.gz at exit)");
+    return 2;
+  }
+  mtt_options so = *o;
+  if (so.by != MTT_BY_FUNCTION && so.by != MTT_BY_LINE && so.by != MTT_BY_STACK && so.by != MTT_BY_CALLER)
+    so.by = MTT_BY_FUNCTION;
+  view vw;
+  table t = {0};
+  life_pt *pts = calloc(p->nsamples ? p->nsamples : 1, sizeof *pts);
+  free_pt *fps = calloc(p->nsamples ? p->nsamples : 1, sizeof *fps);
+  size_t npts = 0, nfps = 0;
+  int rc = 0;
+  if (view_init(&vw, p, &so) != 0 || pts == NULL || fps == NULL) rc = -1;
+  char key[KEY_MAX], fbuf[512];
+  for (size_t s = 0; s < p->nsamples && rc == 0; s++) {
+    const mtt_sample *S = &p->samples[s];
+    if (!wanted(&vw, S)) continue;
+    site_key(&vw, S, so.by, key, sizeof key, NULL);
+    row *r = table_get(&t, key, &vw, S, so.by);
+    if (r == NULL) {
+      rc = -1;
+      break;
+    }
+    double ob = (double)mtt_value(S, oi);
+    int live = S->freed_by && strcmp(S->freed_by, "(in use)") == 0;
+    r->value += ob;
+    r->objects += ob;
+    r->alloc_space += (double)mtt_value(S, mtt_profile_type(p, "space"));
+    if (live) r->inuse_objects += ob;
+    else r->base_value += ob; /* freed objects */
+    if (!live && S->free_other) r->base_objects += ob; /* freed by another thread */
+    double tot = (double)mtt_value(S, li);
+    pts[npts++] = (life_pt){(size_t)(r - t.rows), live ? -1 : S->lifetime, ob, ob > 0 ? tot / ob : 0};
+    if (!live) {
+      const char *fs = strdup(free_site(S->freed_by, fbuf, sizeof fbuf));
+      if (fs == NULL) rc = -1;
+      else fps[nfps++] = (free_pt){(size_t)(r - t.rows), fs, ob};
+    }
+  }
+  if (rc != 0) {
+    snprintf(err, errlen, "out of memory");
+    goto done;
+  }
+  /* rows are addressed by index in pts and fps: sort an order, not the rows */
+  qsort(pts, npts, sizeof *pts, by_row_lifetime);
+  qsort(fps, nfps, sizeof *fps, by_row_site);
+  life_row *L = calloc(t.n ? t.n : 1, sizeof *L);
+  size_t *order = calloc(t.n ? t.n : 1, sizeof *order);
+  if (L == NULL || order == NULL) {
+    free(L), free(order);
+    snprintf(err, errlen, "out of memory");
+    rc = -1;
+    goto done;
+  }
+  for (size_t i = 0, j = 0; i < t.n; i++) {
+    size_t k = j;
+    while (k < npts && pts[k].row == i) k++;
+    L[i].objects = t.rows[i].objects, L[i].freed = t.rows[i].base_value, L[i].in_use = t.rows[i].inuse_objects;
+    L[i].other = t.rows[i].base_objects;
+    for (size_t m = j; m < k; m++) {
+      if (pts[m].lifetime < 0) continue;
+      if (bucket_ceil(pts[m].lifetime) <= 1e6) L[i].young_1ms += pts[m].objects;
+      if (bucket_ceil(pts[m].lifetime) <= 1e8) L[i].young_100ms += pts[m].objects;
+    }
+    L[i].p10 = life_quantile(pts + j, k - j, L[i].freed, 0.1);
+    L[i].p50 = life_quantile(pts + j, k - j, L[i].freed, 0.5);
+    L[i].p90 = life_quantile(pts + j, k - j, L[i].freed, 0.9);
+    j = k;
+    order[i] = i;
+  }
+  for (size_t i = 0; i < nfps;) { /* the two freeing sites with most objects, per row */
+    size_t j = i;
+    while (j < nfps && fps[j].row == fps[i].row) {
+      size_t k = j;
+      double sum = 0;
+      while (k < nfps && fps[k].row == fps[j].row && strcmp(fps[k].site, fps[j].site) == 0) sum += fps[k++].objects;
+      life_row *R = &L[fps[j].row];
+      double share = R->freed > 0 ? sum / R->freed : 0;
+      if (share > R->free1_share) {
+        R->free2 = R->free1, R->free2_share = R->free1_share;
+        R->free1 = fps[j].site, R->free1_share = share;
+      } else if (share > R->free2_share) {
+        R->free2 = fps[j].site, R->free2_share = share;
+      }
+      j = k;
+    }
+    i = j;
+  }
+  /* rows by objects, descending (insertion into order by value) */
+  for (size_t i = 1; i < t.n; i++)
+    for (size_t k = i; k > 0 && t.rows[order[k]].objects > t.rows[order[k - 1]].objects; k--) {
+      size_t x = order[k];
+      order[k] = order[k - 1], order[k - 1] = x;
+    }
+  double total = 0, tfreed = 0, tlive = 0;
+  for (size_t i = 0; i < t.n; i++) total += L[i].objects, tfreed += L[i].freed, tlive += L[i].in_use;
+  size_t top = o->top > 0 && (size_t)o->top < t.n ? (size_t)o->top : t.n;
+  static char keybuf[KEY_MAX];
+  char a[32], b[32], c[32], name[64], advice[600];
+  if (o->json) {
+    fprintf(out, "{\"objects\":%.0f,\"freed\":%.0f,\"in_use\":%.0f,\"rows\":[", total, tfreed, tlive);
+  } else {
+    fmt_value(a, sizeof a, total, "count");
+    fmt_value(b, sizeof b, tfreed, "count");
+    fmt_value(c, sizeof c, tlive, "count");
+    fprintf(out, "lifetimes by %s, %s objects (estimated from samples): %s freed, %s in use at the end\n",
+            so.by == MTT_BY_LINE ? "line" : so.by == MTT_BY_STACK ? "stack" : so.by == MTT_BY_CALLER ? "caller" : "function",
+            a, b, c);
+    fprintf(out, "%4s  %-32s %9s %9s %9s %6s %6s %6s %6s  %s\n", "rank", "site", "objects", "median", "p90", "<1ms",
+            "<100ms", "in use", "other", "freed mostly by");
+  }
+  for (size_t i = 0; i < top; i++) {
+    const row *r = &t.rows[order[i]];
+    const life_row *R = &L[order[i]];
+    const char *k = row_key(r, keybuf);
+    int fired = i < 10 && life_rule(k, R, name, sizeof name, advice, sizeof advice);
+    double fr = R->freed > 0 ? R->freed : 1, ob = R->objects > 0 ? R->objects : 1;
+    if (o->json) {
+      fprintf(out, "%s{\"rank\":%zu,\"site\":", i ? "," : "", i + 1);
+      json_str(out, k);
+      fprintf(out, ",\"objects\":%.0f,\"freed\":%.0f,\"in_use\":%.0f,\"p10_ns\":%.0f,\"median_ns\":%.0f,\"p90_ns\":%.0f,"
+                   "\"freed_within_1ms\":%.4f,\"freed_within_100ms\":%.4f,\"other_thread\":%.4f",
+              R->objects, R->freed, R->in_use, R->p10, R->p50, R->p90, R->young_1ms / fr, R->young_100ms / fr,
+              R->other / fr);
+      fprintf(out, ",\"freed_by\":[");
+      if (R->free1) {
+        fprintf(out, "{\"site\":");
+        json_str(out, R->free1);
+        fprintf(out, ",\"share\":%.4f}", R->free1_share);
+      }
+      if (R->free2) {
+        fprintf(out, ",{\"site\":");
+        json_str(out, R->free2);
+        fprintf(out, ",\"share\":%.4f}", R->free2_share);
+      }
+      fputc(']', out);
+      if (fired) {
+        fprintf(out, ",\"rule\":");
+        json_str(out, name);
+        fprintf(out, ",\"advice\":");
+        json_str(out, advice);
+      }
+      fputc('}', out);
+      continue;
+    }
+    char site[33], med[16], p90[16], by[200];
+    copy_head(site, sizeof site, k);
+    if (strlen(k) > 32) memcpy(site + 29, "...", 4);
+    fmt_value(a, sizeof a, R->objects, "count");
+    if (R->freed < 0.5 * R->objects) snprintf(med, sizeof med, "in use");
+    else fmt_ns(med, sizeof med, R->p50);
+    if (R->freed < 0.1 * R->objects) snprintf(p90, sizeof p90, "in use");
+    else fmt_ns(p90, sizeof p90, R->p90);
+    if (R->free1) snprintf(by, sizeof by, "%.60s (%.0f%%)%s%.60s%s", R->free1, 100 * R->free1_share, R->free2 ? ", " : "",
+                           R->free2 ? R->free2 : "", R->free2 ? "" : "");
+    else snprintf(by, sizeof by, "-");
+    fprintf(out, "%4zu  %-32s %9s %9s %9s %5.0f%% %5.0f%% %5.0f%% %5.0f%%  %s\n", i + 1, site, a, med, p90,
+            100 * R->young_1ms / fr, 100 * R->young_100ms / fr, 100 * R->in_use / ob, 100 * R->other / fr, by);
+    if (strlen(k) > 32) fprintf(out, "      %s\n", k);
+    if (fired) fprintf(out, "      -> %s: %s\n", name, advice);
+  }
+  if (o->json) fprintf(out, "]}\n");
+  free(L), free(order);
+done:
+  for (size_t i = 0; i < nfps; i++) free((char *)fps[i].site);
+  free(pts), free(fps);
+  table_free(&t);
+  view_free(&vw);
+  return rc == 0 ? 0 : 2;
+}

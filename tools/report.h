@@ -30,6 +30,7 @@ typedef struct mtt_options {
   int top;
   int json;
   int no_fold;              /* keep wrapper frames as sites */
+  int lifetimes;            /* report --lifetimes */
   mtt_pattern_list skip;    /* more wrappers (--skip) */
   mtt_pattern_list focus;   /* only samples with a frame matching one (--focus) */
   mtt_pattern_list ignore;  /* not samples with a frame matching one (--ignore) */
@@ -42,6 +43,13 @@ int mtt_is_wrapper(const char *name);
 
 /* Print the report of p to out; 0, or 2 with a message on err for bad options. */
 int mtt_report(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, size_t errlen);
+/* Whether p is a lifetimes profile (sample type "lifetime"). */
+int mtt_is_lifetimes(const mtt_profile *p);
+/* The lifetimes table of a lifetimes profile: per site, objects, median and
+ * p90 lifetime, shares freed within 1 ms and 100 ms, in use, freed by
+ * another thread, the top freeing sites; rules die-young, die-together,
+ * long-lived under the top five. 0, or 2 with a message in err. */
+int mtt_report_lifetimes(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, size_t errlen);
 int mtt_diff(const mtt_profile *base, const mtt_profile *cur, const mtt_options *o, FILE *out, char *err,
              size_t errlen);
 int mtt_flame(const mtt_profile *p, const mtt_options *o, FILE *out, char *err, size_t errlen);

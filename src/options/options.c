@@ -63,6 +63,8 @@ static const mt_option_desc mt_options[MT_OPT_COUNT] = {
                             "Signal that writes a profile when MEMTALLY_PROF_OUT is set: a name (USR1, SIGUSR2, RTMIN+3) or number; 0: none. Without MEMTALLY_PROF_OUT no handler is installed."},
     [MT_OPT_PROF_LIMIT] = {"MEMTALLY_PROF_LIMIT", MT_KIND_PERCENT, 0, 0, 100, "0",
                            "Before the OOM killer: when bytes in use or committed cross this share (90%) of the cgroup's memory limit (or MEMTALLY_MEMLIMIT), write PREFIX.PROGRAM.PID.limit.N.pb.gz, and again at each further 5%; 0: off."},
+    [MT_OPT_PROF_LIFETIMES] = {"MEMTALLY_PROF_LIFETIMES", MT_KIND_BOOL, 1, 0, 1, "1",
+                               "Record how long sampled blocks live and which stacks free them; written at exit as PREFIX.PROGRAM.PID.lifetimes.pb.gz (memtally report --lifetimes)."},
     [MT_OPT_HTTP] = {"MEMTALLY_HTTP", MT_KIND_TEXT, 0, 0, 0, "(unset)",
                      "HOST:PORT to serve /debug/pprof/heap, /debug/pprof/allocs?seconds=N and /metrics on (127.0.0.1:0 picks a port, printed on stderr)."},
 };

@@ -22,6 +22,7 @@ typedef enum mt_option_id {
   MT_OPT_PROF_SIGNAL,
   MT_OPT_HTTP,
   MT_OPT_PROF_LIMIT,
+  MT_OPT_PROF_LIFETIMES,
   MT_OPT_COUNT
 } mt_option_id;
 

@@ -121,7 +121,9 @@ static int mt_write_profile(const char *path, bool window, const char *kind, mt_
   if (taken != NULL) {
     rc = mt_write_snapshot(path, taken, window, kind);
   } else if (mt__prof_snapshot(&snap, window) == 0) {
-    rc = mt_write_snapshot(path, &snap, window, kind);
+    /* the lifetimes profile: the same stacks, the lifetime table as its samples */
+    if (strcmp(kind, "lifetimes") != 0 || mt__prof_snapshot_lifetimes(&snap) == 0)
+      rc = mt_write_snapshot(path, &snap, window, kind);
     mt__prof_snapshot_free(&snap);
   }
   mt_warn_unwritable(path, rc);
@@ -366,6 +368,9 @@ void mt__profile_at_exit(bool quick) {
   mt_limit_flush();
   mt_peak_flush();
   mt_write_kind("exit", -1, false, NULL);
+  /* not from a signal handler's _exit: the lifetime table takes locks a
+   * handler may have interrupted */
+  if (!quick && mt__opt[MT_OPT_PROF_LIFETIMES]) mt_write_kind("lifetimes", -1, false, NULL);
 }
 
 void mt__profile_after_fork_child(void) {

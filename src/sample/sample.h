@@ -38,6 +38,21 @@ typedef struct mt_prof_stack {
   mt_prof_counts window;    /* alloc figures at the start of the current window */
 } mt_prof_stack;
 
+/* How long sampled blocks lived (lifetimes.c): per allocation stack,
+ * freeing stack and lifetime bucket (a log scale, sixteen per power of
+ * two from 1 us; bucket 0: under 1 us), the weights of the blocks and the sum
+ * of weight x lifetime. A block still in use when the copy is taken has
+ * free_stack MT_LIFE_IN_USE and its age so far as lifetime. */
+#define MT_LIFE_BUCKETS 865 /* 1 + 54 powers of two x 16 */
+#define MT_LIFE_IN_USE 0xfffffffeu  /* not freed yet */
+#define MT_LIFE_ANY_FREE 0xfffffffdu /* freed; the table had no room for its freeing stack */
+typedef struct mt_prof_life {
+  uint32_t alloc_stack, free_stack;
+  uint16_t bucket;
+  uint8_t other_thread;             /* freed by a thread other than the allocating one */
+  double objects, bytes, total_ns;
+} mt_prof_life;
+
 /* A consistent copy of the table for writing a profile. */
 typedef struct mt_prof_snapshot {
   mt_prof_stack *stacks;
@@ -47,6 +62,8 @@ typedef struct mt_prof_snapshot {
   uint64_t time_ns, duration_ns;
   double rate;              /* mean sampling interval in bytes */
   size_t map_bytes;         /* size of the mapping holding the copy */
+  mt_prof_life *lives;      /* with mt__prof_snapshot_lifetimes: the lifetime table and the blocks in use */
+  size_t nlives, lives_bytes;
 } mt_prof_snapshot;
 
 /* The recorder's per-thread state; each thread heap holds one (alloc.h). */
@@ -131,8 +148,20 @@ MT_HIDDEN int mt__prof_capture(uintptr_t *pcs, uintptr_t ip0, uintptr_t sp0, mt_
 MT_HIDDEN void mt__prof_remember(mt_stack_cache_entry *e, uint32_t stack, uint64_t tid, uint64_t gen);
 /* A zeroed cache for a thread, or NULL. */
 MT_HIDDEN mt_stack_cache *mt__prof_cache_new(void);
-/* A block from a sampled page (or a huge block) is being freed. */
+/* A block from a sampled page (or a huge block) is being freed: its
+ * lifetime and the stack that frees it are recorded. */
 MT_HIDDEN void mt__prof_on_free(void *block);
+/* Add the lifetime table and the sampled blocks still in use to snap
+ * (taken by mt__prof_snapshot). -1: no memory. */
+MT_HIDDEN int mt__prof_snapshot_lifetimes(mt_prof_snapshot *snap);
+/* lifetimes.c: the bucket of a lifetime and the floor of a bucket, in ns */
+MT_HIDDEN unsigned mt__life_bucket(uint64_t ns);
+MT_HIDDEN uint64_t mt__life_bucket_floor(unsigned bucket);
+MT_HIDDEN void mt__life_add(uint32_t alloc_stack, uint32_t free_stack, uint64_t lifetime_ns, bool other_thread,
+                            double objects, double bytes);
+MT_HIDDEN int mt__life_copy(mt_prof_life *out, size_t cap, size_t *n);
+MT_HIDDEN size_t mt__life_count(void);
+MT_HIDDEN void mt__life_reset(void);
 /* From now on a snapshot that would wait for the table's lock fails
  * instead (the process is ending in _exit, perhaps from a signal handler). */
 MT_HIDDEN void mt__prof_snapshot_nowait(void);

@@ -66,6 +66,7 @@ typedef struct mt_live {
   uint32_t stack;
   uint32_t block;                  /* its block's size (held bytes: objects x block) */
   int64_t objects, bytes;          /* the weights it added to its stack's live figures */
+  uint64_t born_ns;                /* when it was allocated (monotonic), for its lifetime */
 } mt_live;
 
 #define MT_LIVE_SHARDS 64
@@ -284,7 +285,8 @@ static int mt_live_grow(mt_live_shard *sh) {
 }
 
 /* Returns 0, or -1 when there was no memory to remember the block. */
-static int mt_live_put(uintptr_t addr, uint32_t stack, uint32_t block, int64_t objects, int64_t bytes) {
+static int mt_live_put(uintptr_t addr, uint32_t stack, uint32_t block, int64_t objects, int64_t bytes,
+                       uint64_t born_ns) {
   uint64_t h = mt_live_hash(addr);
   mt_live_shard *sh = mt_live_shard_of(h);
   mt_spin_lock(&sh->lock);
@@ -297,7 +299,7 @@ static int mt_live_put(uintptr_t addr, uint32_t stack, uint32_t block, int64_t o
     if (sh->tab[j].addr <= 1) {
       if (sh->tab[j].addr == 1) sh->dead--;
       else sh->used++;
-      sh->tab[j] = (mt_live){addr, stack, block, objects, bytes};
+      sh->tab[j] = (mt_live){addr, stack, block, objects, bytes, born_ns};
       break;
     }
   }
@@ -328,6 +330,21 @@ static int mt_live_take(uintptr_t addr, mt_live *out) {
   return found;
 }
 
+/* The number of the stack (pcs, tid, region), added when new; -1 before the tables exist. */
+static int64_t mt_stack_intern(const uintptr_t *pcs, int n, uint64_t tid, const char *region) {
+  uint64_t h = mt_hash_stack(pcs, n, tid);
+  for (const char *c = region; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
+  mt_stack_index *ix = atomic_load_explicit(&mt_index, memory_order_acquire);
+  if (ix == NULL) return -1;
+  int64_t s = mt_stack_find(ix, pcs, n, tid, region, h);
+  if (s < 0) {
+    pthread_mutex_lock(&mt_prof_mutex);
+    s = mt_stack_add(pcs, n, tid, region, h);
+    pthread_mutex_unlock(&mt_prof_mutex);
+  }
+  return s;
+}
+
 void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, const char *region, uintptr_t ip0,
                      uintptr_t sp0, mt_stack_cache *cache) {
   if (region == NULL) region = "";
@@ -338,16 +355,8 @@ void mt__prof_record(void *block, size_t size, size_t counted, uint64_t tid, con
   int n = mt__prof_capture(pcs, ip0, sp0, cache, tid, region[0] != 0, gen, &known, &e);
   int64_t s = known;
   if (n < 0) goto found; /* the cache knew the stack's number */
-  uint64_t h = mt_hash_stack(pcs, n, tid);
-  for (const char *c = region; *c; c++) h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
-  mt_stack_index *ix = atomic_load_explicit(&mt_index, memory_order_acquire);
-  if (ix == NULL) return;
-  s = mt_stack_find(ix, pcs, n, tid, region, h);
-  if (s < 0) {
-    pthread_mutex_lock(&mt_prof_mutex);
-    s = mt_stack_add(pcs, n, tid, region, h);
-    pthread_mutex_unlock(&mt_prof_mutex);
-  }
+  s = mt_stack_intern(pcs, n, tid, region);
+  if (s < 0) return;
   if (e != NULL && region[0] == 0) mt__prof_remember(e, (uint32_t)s, tid, gen);
 found:;
   /* the countdown charged `counted` bytes: that sets the probability */
@@ -367,7 +376,8 @@ found:;
   atomic_fetch_add_explicit(&fig[MT_ALLOC_OBJECTS], objects, memory_order_relaxed);
   atomic_fetch_add_explicit(&fig[MT_ALLOC_BYTES], bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&fig[MT_ALLOC_HELD], held, memory_order_relaxed);
-  if (mt_live_put((uintptr_t)block, (uint32_t)s, b32, objects, bytes) == 0) {
+  uint64_t born = mt__opt[MT_OPT_PROF_LIFETIMES] ? mt__os_now_ns() : 0;
+  if (mt_live_put((uintptr_t)block, (uint32_t)s, b32, objects, bytes, born) == 0) {
     atomic_fetch_add_explicit(&fig[MT_LIVE_OBJECTS], objects, memory_order_relaxed);
     atomic_fetch_add_explicit(&fig[MT_LIVE_BYTES], bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&fig[MT_LIVE_HELD], held, memory_order_relaxed);
@@ -381,6 +391,49 @@ void mt__prof_on_free(void *block) {
   atomic_fetch_sub_explicit(&fig[MT_LIVE_OBJECTS], l.objects, memory_order_relaxed);
   atomic_fetch_sub_explicit(&fig[MT_LIVE_BYTES], l.bytes, memory_order_relaxed);
   atomic_fetch_sub_explicit(&fig[MT_LIVE_HELD], l.objects * (int64_t)l.block, memory_order_relaxed);
+  if (l.born_ns == 0) return; /* lifetimes off when it was born */
+  uint64_t now = mt__os_now_ns();
+  /* the stack that frees it (memtally's own frames left out), as a stack of the table */
+  uintptr_t pcs[MT_PROF_MAX_FRAMES];
+  uint32_t known;
+  mt_stack_cache_entry *e;
+  int n = mt__prof_capture(pcs, 0, 0, NULL, 0, false, mt_load(&mt_stacks_gen), &known, &e);
+  int64_t fs = n > 0 ? mt_stack_intern(pcs, n, 0, "") : -1;
+  bool other = mt_stacks[l.stack].tid != 0 && mt_stacks[l.stack].tid != mt__os_thread_id();
+  mt__life_add(l.stack, fs < 0 ? MT_LIFE_ANY_FREE : (uint32_t)fs, now > l.born_ns ? now - l.born_ns : 0, other,
+               (double)l.objects / MT_FIX, (double)l.bytes / MT_FIX);
+}
+
+int mt__prof_snapshot_lifetimes(mt_prof_snapshot *snap) {
+  size_t live = 0;
+  for (int i = 0; i < MT_LIVE_SHARDS; i++) live += mt_live_shards[i].used; /* a bound: read unlocked */
+  size_t cap = mt__life_count() + live + 1024;
+  size_t bytes = sizeof(mt_prof_life) * cap;
+  mt_prof_life *out = mt__os_reserve(bytes);
+  if (out == NULL) return -1;
+  size_t n = 0;
+  mt__life_copy(out, cap, &n);
+  /* blocks still in use: their age so far, one entry per stack and bucket */
+  uint64_t now = mt__os_now_ns();
+  size_t first_live = n;
+  for (int i = 0; i < MT_LIVE_SHARDS && n < cap; i++) {
+    mt_live_shard *sh = &mt_live_shards[i];
+    mt_spin_lock(&sh->lock);
+    for (size_t j = 0; j < sh->cap && n < cap; j++) {
+      const mt_live *l = &sh->tab[j];
+      if (l->addr <= 1 || l->born_ns == 0) continue;
+      unsigned b = mt__life_bucket(now > l->born_ns ? now - l->born_ns : 0);
+      double obj = (double)l->objects / MT_FIX, by = (double)l->bytes / MT_FIX;
+      double age = (double)(now > l->born_ns ? now - l->born_ns : 0);
+      size_t k = first_live;
+      while (k < n && !(out[k].alloc_stack == l->stack && out[k].bucket == b)) k++;
+      if (k == n) out[n++] = (mt_prof_life){l->stack, MT_LIFE_IN_USE, (uint16_t)b, 0, 0, 0, 0};
+      out[k].objects += obj, out[k].bytes += by, out[k].total_ns += obj * age;
+    }
+    mt_spin_unlock(&sh->lock);
+  }
+  snap->lives = out, snap->nlives = n, snap->lives_bytes = bytes;
+  return 0;
 }
 
 /* At _exit, which may run in a signal handler that interrupted a thread
@@ -433,6 +486,7 @@ int mt__prof_snapshot(mt_prof_snapshot *snap, bool window) {
 
 void mt__prof_snapshot_free(mt_prof_snapshot *snap) {
   if (snap->stacks) mt__os_unreserve(snap->stacks, snap->map_bytes);
+  if (snap->lives) mt__os_unreserve(snap->lives, snap->lives_bytes);
   memset(snap, 0, sizeof *snap);
 }
 
@@ -442,6 +496,7 @@ void mt__prof_snapshot_free(mt_prof_snapshot *snap) {
  * stack index is published whole, so clearing it is safe in any state. */
 void mt__prof_reset(void) {
   mt__os_mutex_reclaim(&mt_prof_mutex);
+  mt__life_reset();
   for (int i = 0; i < MT_LIVE_SHARDS; i++) {
     mt_live_shard *sh = &mt_live_shards[i];
     if (mt_load(&sh->lock)) {

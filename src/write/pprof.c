@@ -89,6 +89,68 @@ static void mt_value_type(mt_buf *msg, mt_buf *tmp, unsigned field, uint64_t typ
 
 static int64_t mt_round(double x) { return x <= 0 ? 0 : (int64_t)(x + 0.5); }
 
+/* The samples of a lifetimes profile: one per entry of snap->lives. */
+static void mt_encode_lives(const mt_prof_snapshot *snap, const mt_pprof_symbols *sym, mt_strtab *st, mt_pcmap *pcs,
+                            mt_buf *tmp, mt_buf *sub, mt_buf *out) {
+  uint64_t ids[MT_PROF_MAX_FRAMES];
+  uint64_t life_key = mt_str(st, "lifetime"), ns_unit = mt_str(st, "nanoseconds"), freed_key = mt_str(st, "freed_by"),
+           thread_key = mt_str(st, "free_thread"), other = mt_str(st, "other"), same = mt_str(st, "same"),
+           in_use = mt_str(st, "(in use)"), unknown = mt_str(st, "(not recorded)");
+  char names[1024];
+  /* each freeing stack is named once: its string's number + 1, by stack */
+  mt_buf named = {0};
+  uint64_t *name_of = NULL;
+  name_of = mt__buf_reserve(&named, sizeof(uint64_t) * (snap->nstacks ? snap->nstacks : 1));
+  if (name_of != NULL) memset(name_of, 0, sizeof(uint64_t) * (snap->nstacks ? snap->nstacks : 1));
+  for (size_t i = 0; i < snap->nlives; i++) {
+    const mt_prof_life *l = &snap->lives[i];
+    if (l->alloc_stack >= snap->nstacks) continue;
+    const mt_prof_stack *s = &snap->stacks[l->alloc_stack];
+    int64_t v[3] = {mt_round(l->objects), mt_round(l->bytes), mt_round(l->total_ns)};
+    if (v[0] == 0 && v[1] == 0) continue;
+    for (uint32_t k = 0; k < s->npcs; k++) ids[k] = *mt_pc_slot(pcs, snap->pcs[s->pcs_at + k]);
+    mt__buf_reset(tmp);
+    mt__pb_packed(tmp, PB_SAMPLE_LOCATION_ID, ids, s->npcs);
+    mt__pb_packed(tmp, PB_SAMPLE_VALUE, (const uint64_t *)v, 3);
+    mt__buf_reset(sub);
+    mt__pb_uint(sub, PB_LABEL_KEY, life_key);
+    mt__pb_int(sub, PB_LABEL_NUM, (int64_t)mt__life_bucket_floor(l->bucket));
+    mt__pb_uint(sub, PB_LABEL_NUM_UNIT, ns_unit);
+    mt__pb_bytes(tmp, PB_SAMPLE_LABEL, sub->data, sub->len);
+    uint64_t freed = l->free_stack == MT_LIFE_IN_USE ? in_use : unknown;
+    if (l->free_stack < snap->nstacks && name_of != NULL && name_of[l->free_stack] != 0) {
+      freed = name_of[l->free_stack] - 1;
+    } else if (l->free_stack < snap->nstacks) { /* the freeing stack, named: "f < g < h" */
+      const mt_prof_stack *fs = &snap->stacks[l->free_stack];
+      size_t len = 0;
+      for (uint32_t k = 0; k < fs->npcs && k < 8; k++) { /* named frames only: the command folds them */
+        const char *nm = sym->name(sym->ctx, snap->pcs[fs->pcs_at + k]);
+        size_t nl = nm ? strlen(nm) : 0;
+        if (nl == 0 || len + nl + 4 >= sizeof names) continue;
+        if (len) memcpy(names + len, " < ", 3), len += 3;
+        memcpy(names + len, nm, nl);
+        len += nl;
+      }
+      names[len] = 0;
+      if (len == 0) memcpy(names, "(unnamed)", 10);
+      freed = mt_str(st, names);
+      if (name_of != NULL) name_of[l->free_stack] = freed + 1;
+    }
+    mt__buf_reset(sub);
+    mt__pb_uint(sub, PB_LABEL_KEY, freed_key);
+    mt__pb_uint(sub, PB_LABEL_STR, freed);
+    mt__pb_bytes(tmp, PB_SAMPLE_LABEL, sub->data, sub->len);
+    if (l->free_stack != MT_LIFE_IN_USE) {
+      mt__buf_reset(sub);
+      mt__pb_uint(sub, PB_LABEL_KEY, thread_key);
+      mt__pb_uint(sub, PB_LABEL_STR, l->other_thread ? other : same);
+      mt__pb_bytes(tmp, PB_SAMPLE_LABEL, sub->data, sub->len);
+    }
+    mt__pb_bytes(out, PB_PROFILE_SAMPLE, tmp->data, tmp->len);
+  }
+  mt__buf_free(&named);
+}
+
 int mt__pprof_encode(const mt_prof_snapshot *snap, const mt_pprof_mapping *maps, size_t nmaps,
                      const mt_pprof_symbols *sym, bool window, const char *kind, const char *command,
                      mt_buf *out) {
@@ -103,7 +165,17 @@ int mt__pprof_encode(const mt_prof_snapshot *snap, const mt_pprof_mapping *maps,
   static const char *types[6][2] = {{"alloc_objects", "count"},    {"alloc_space", "bytes"},
                                     {"inuse_objects", "count"},    {"inuse_space", "bytes"},
                                     {"alloc_held_space", "bytes"}, {"inuse_held_space", "bytes"}};
-  for (int i = 0; i < 6; i++) mt_value_type(out, &tmp, PB_PROFILE_SAMPLE_TYPE, mt_str(&st, types[i][0]), mt_str(&st, types[i][1]));
+  /* a lifetimes profile: per allocation stack, the blocks by how long they
+   * lived (label "lifetime", the floor of a log-scale bucket) and who freed
+   * them (label "freed_by": the freeing stack's frames, innermost first) */
+  static const char *life_types[3][2] = {{"objects", "count"}, {"space", "bytes"}, {"lifetime", "nanoseconds"}};
+  bool lives = snap->lives != NULL;
+  if (lives)
+    for (int i = 0; i < 3; i++)
+      mt_value_type(out, &tmp, PB_PROFILE_SAMPLE_TYPE, mt_str(&st, life_types[i][0]), mt_str(&st, life_types[i][1]));
+  else
+    for (int i = 0; i < 6; i++)
+      mt_value_type(out, &tmp, PB_PROFILE_SAMPLE_TYPE, mt_str(&st, types[i][0]), mt_str(&st, types[i][1]));
 
   /* mappings: executable file mappings, with the build ID of their object */
   for (size_t i = 0; i < nmaps; i++) {
@@ -169,7 +241,8 @@ int mt__pprof_encode(const mt_prof_snapshot *snap, const mt_pprof_mapping *maps,
   /* samples */
   uint64_t ids[MT_PROF_MAX_FRAMES];
   uint64_t thread_key = mt_str(&st, "thread"), region_key = mt_str(&st, "region");
-  for (size_t i = 0; i < snap->nstacks; i++) {
+  if (lives) mt_encode_lives(snap, sym, &st, &pcs, &tmp, &sub, out);
+  for (size_t i = 0; i < snap->nstacks && !lives; i++) {
     const mt_prof_stack *s = &snap->stacks[i];
     int64_t v[6] = {mt_round(s->now.alloc_objects - (window ? s->window.alloc_objects : 0)),
                     mt_round(s->now.alloc_bytes - (window ? s->window.alloc_bytes : 0)),
@@ -200,7 +273,8 @@ int mt__pprof_encode(const mt_prof_snapshot *snap, const mt_pprof_mapping *maps,
     snprintf(line, sizeof line, "cmd: %s", command);
     command_comment = mt_str(&st, line);
   }
-  uint64_t space = mt_str(&st, "space"), bytes = mt_str(&st, "bytes"), inuse = mt_str(&st, "inuse_space");
+  uint64_t space = mt_str(&st, "space"), bytes = mt_str(&st, "bytes"),
+           inuse = mt_str(&st, lives ? "objects" : "inuse_space");
   /* the string table, then the scalar fields */
   const uint32_t *offs = (const uint32_t *)st.offs.data;
   for (size_t i = 0; i < st.count; i++) {

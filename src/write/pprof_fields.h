@@ -34,6 +34,7 @@
 #define PB_LABEL_KEY 1                  /* string index */
 #define PB_LABEL_STR 2                  /* string index */
 #define PB_LABEL_NUM 3
+#define PB_LABEL_NUM_UNIT 4             /* string index */
 
 /* Mapping */
 #define PB_MAPPING_ID 1
