@@ -88,6 +88,8 @@ demo: deps-check
 	@$(BUILD)/memtally run --out $(DEMO_OUT) -- $(BUILD)/examples/index_demo
 	@echo "\n== memtally report --by line (where the bytes are allocated)"
 	@$(BUILD)/memtally report $(DEMO_OUT)/prof.*.exit.pb.gz --sample alloc_space --by line --top 5
+	@echo "\n== memtally report --lifetimes (how long the blocks live, who frees them)"
+	@$(BUILD)/memtally report $(DEMO_OUT)/prof.*.exit.pb.gz --lifetimes --top 3
 	@$(BUILD)/memtally flame $(DEMO_OUT)/prof.*.exit.pb.gz --sample alloc_space -o $(DEMO_OUT)/flame.html
 
 # The profile decoder's fuzz target, for longer than make check runs it.
