@@ -149,8 +149,9 @@ MT_HIDDEN void mt__prof_remember(mt_stack_cache_entry *e, uint32_t stack, uint64
 /* A zeroed cache for a thread, or NULL. */
 MT_HIDDEN mt_stack_cache *mt__prof_cache_new(void);
 /* A block from a sampled page (or a huge block) is being freed: its
- * lifetime and the stack that frees it are recorded. */
-MT_HIDDEN void mt__prof_on_free(void *block);
+ * lifetime and the stack that frees it are recorded (cache: the freeing
+ * thread's stack cache, or NULL). */
+MT_HIDDEN void mt__prof_on_free(void *block, mt_stack_cache *cache);
 /* Add the lifetime table and the sampled blocks still in use to snap
  * (taken by mt__prof_snapshot). -1: no memory. */
 MT_HIDDEN int mt__prof_snapshot_lifetimes(mt_prof_snapshot *snap);

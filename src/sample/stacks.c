@@ -384,7 +384,12 @@ found:;
   }
 }
 
-void mt__prof_on_free(void *block) {
+void mt__prof_on_free(void *block, mt_stack_cache *cache) {
+  /* called from memtally's free: a return address inside memtally, followed
+   * to the program's frame by the path the unwinder remembers for it, and
+   * the program's stack looked up in the thread's cache like malloc's */
+  uintptr_t ip0 = (uintptr_t)__builtin_return_address(0);
+  uintptr_t sp0 = (uintptr_t)__builtin_dwarf_cfa();
   mt_live l;
   if (mt_live_take((uintptr_t)block, &l) != 0) return;
   _Atomic int64_t *fig = mt_stacks[l.stack].fig;
@@ -397,8 +402,10 @@ void mt__prof_on_free(void *block) {
   uintptr_t pcs[MT_PROF_MAX_FRAMES];
   uint32_t known;
   mt_stack_cache_entry *e;
-  int n = mt__prof_capture(pcs, 0, 0, NULL, 0, false, mt_load(&mt_stacks_gen), &known, &e);
-  int64_t fs = n > 0 ? mt_stack_intern(pcs, n, 0, "") : -1;
+  uint64_t gen = mt_load(&mt_stacks_gen);
+  int n = mt__prof_capture(pcs, ip0, sp0, cache, 0, false, gen, &known, &e);
+  int64_t fs = n < 0 ? (int64_t)known : n > 0 ? mt_stack_intern(pcs, n, 0, "") : -1;
+  if (n > 0 && fs >= 0 && e != NULL) mt__prof_remember(e, (uint32_t)fs, 0, gen);
   bool other = mt_stacks[l.stack].tid != 0 && mt_stacks[l.stack].tid != mt__os_thread_id();
   mt__life_add(l.stack, fs < 0 ? MT_LIFE_ANY_FREE : (uint32_t)fs, now > l.born_ns ? now - l.born_ns : 0, other,
                (double)l.objects / MT_FIX, (double)l.bytes / MT_FIX);
