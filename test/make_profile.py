@@ -184,9 +184,29 @@ def stacks():
     return b.encode()
 
 
+def lifebomb():
+    """A lifetimes profile of 200,000 sites, every sample freed by the same
+    4,000-byte stack name, at 200 lifetimes: the freeing site must be folded
+    once per distinct string, not once per sample."""
+    b = Builder()
+    freed = " < ".join(["free"] + ["w" * 990] * 4)
+    fk, fv, lk, tk, other = b.s("freed_by"), b.s(freed), b.s("lifetime"), b.s("free_thread"), b.s("other")
+    ns = b.s("nanoseconds")
+    for i in range(200000):
+        lid = b.location(f"site{i}", "l.c", 1)
+        body = packed(1, [lid]) + packed(2, [1, 64, 1000 * (i % 200)])
+        body += msg(3, uint(1, fk) + uint(2, fv)) + msg(3, uint(1, lk) + uint(3, 1024 * (i % 200)) + uint(4, ns))
+        body += msg(3, uint(1, tk) + uint(2, other))
+        b.parts.append(msg(2, body))
+    head = b"".join(msg(1, uint(1, b.s(t)) + uint(2, b.s(u))) for t, u in
+                    (("objects", "count"), ("space", "bytes"), ("lifetime", "nanoseconds")))
+    tail = b"".join(msg(6, t.encode()) for t in b.strings)
+    return head + b"".join(b.parts) + tail
+
+
 if __name__ == "__main__":
     kind, out = sys.argv[1], sys.argv[2]
     data = {"large": large, "deep": deep, "empties": empties, "types": types, "records": records,
-            "stacks": stacks}.get(kind, lambda: small(kind))()
+            "stacks": stacks, "lifebomb": lifebomb}.get(kind, lambda: small(kind))()
     with gzip.open(out, "wb") as f:
         f.write(data)

@@ -216,17 +216,19 @@ elif CASE == "bombs":
     # of the decoded size, time stays linear (names are compared once)
     probe = "import resource,subprocess,sys,time;t=time.time();r=subprocess.run(sys.argv[1:],capture_output=True);" \
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,time.time()-t,r.returncode)"
-    for kind in ("types", "records", "stacks"):
+    for kind in ("types", "records", "stacks", "lifebomb"):
         path = fixture(kind)
         with gzip.open(path) as f:
             decoded = len(f.read())
         for args in (["report"], ["report", "--by", "line"], ["report", "--by", "stack"],
-                     ["flame", "-o", os.path.join(work, kind + ".html")]):
+                     ["report", "--by", "caller"], ["report", "--by", "size"], ["report", "--by", "thread"],
+                     ["report", "--lifetimes"], ["flame", "-o", os.path.join(work, kind + ".html")]):
             out = subprocess.run([sys.executable, "-c", probe, TOOL, args[0], path] + args[1:], capture_output=True,
                                  text=True, timeout=300).stdout.split()
             peak, secs, rc = int(out[0]) << 10, float(out[1]), int(out[2])
             bound = 32 * decoded + (64 << 20)
-            check(rc == 0 and peak <= bound and secs < 60,
+            want = 0 if kind == "lifebomb" or "--lifetimes" not in args else 2  # refused: not a lifetimes profile
+            check(rc == want and peak <= bound and secs < 60,
                   f"{kind} ({os.path.getsize(path)} B, {decoded >> 20} MiB decoded) {' '.join(args[:3])}: "
                   f"exit {rc}, peak {peak >> 20} MiB (bound {bound >> 20}), {secs:.1f} s")
     p = tool("report", fixture("stacks"), "--by", "line", "--top", "3")

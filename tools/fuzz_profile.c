@@ -54,11 +54,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (out) {
     mtt_options o = {0};
     o.top = 10;
-    for (int by = 0; by < 4; by++) {
+    for (int by = 0; by <= MTT_BY_SIZE; by++) {
       o.by = (mtt_by)by;
       mtt_report(&p, &o, out, err, sizeof err);
     }
     mtt_flame(&p, &o, out, err, sizeof err);
+    o.by = MTT_BY_FUNCTION;
+    mtt_report_lifetimes(&p, &o, out, err, sizeof err); /* also refuses a profile without lifetimes */
     fclose(out);
   }
   mtt_profile_free(&p);

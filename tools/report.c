@@ -25,6 +25,7 @@ typedef struct view {
   const mtt_options *o;
   unsigned char *flags; /* per function */
   double folded_value;  /* of the chosen type, in samples whose site was behind a wrapper */
+  int as, ao, is, io;   /* alloc_space, alloc_objects, inuse_space, inuse_objects: -1 absent */
 } view;
 
 typedef struct row {
@@ -199,6 +200,8 @@ static unsigned name_flags(const mtt_options *o, const char *name) {
 static int view_init(view *v, const mtt_profile *p, const mtt_options *o) {
   memset(v, 0, sizeof *v);
   v->p = p, v->o = o;
+  v->as = mtt_profile_type(p, "alloc_space"), v->ao = mtt_profile_type(p, "alloc_objects");
+  v->is = mtt_profile_type(p, "inuse_space"), v->io = mtt_profile_type(p, "inuse_objects");
   v->flags = calloc(p->nfunctions ? p->nfunctions : 1, 1);
   if (v->flags == NULL) return -1;
   for (size_t i = 0; i < p->nfunctions; i++) {
@@ -341,7 +344,6 @@ static void fmt_value(char *buf, size_t cap, double v, const char *unit);
 
 /* The key of sample S's site when grouping by `by`; its length. */
 static size_t site_key(const view *v, const mtt_sample *S, int by, char *key, size_t cap, site_info *si) {
-  const mtt_profile *p = v->p;
   static frm fr[512];
   char buf[256];
   key[0] = 0;
@@ -351,8 +353,7 @@ static size_t site_key(const view *v, const mtt_sample *S, int by, char *key, si
     return (size_t)snprintf(key, cap, "thread %lld", (long long)S->thread);
   }
   if (by == MTT_BY_SIZE) {
-    int as = mtt_profile_type(p, "alloc_space"), ao = mtt_profile_type(p, "alloc_objects");
-    int is = mtt_profile_type(p, "inuse_space"), io = mtt_profile_type(p, "inuse_objects");
+    int as = v->as, ao = v->ao, is = v->is, io = v->io; /* looked up once per view: a profile may have 1,000 types */
     double b = 0, o = 0;
     if (as >= 0 && ao >= 0 && mtt_value(S, ao) > 0) b = (double)mtt_value(S, as), o = (double)mtt_value(S, ao);
     else if (is >= 0 && io >= 0 && mtt_value(S, io) > 0) b = (double)mtt_value(S, is), o = (double)mtt_value(S, io);
@@ -770,9 +771,53 @@ typedef struct life_pt { /* one sample's share of a row */
 
 typedef struct free_pt {
   size_t row;
-  const char *site; /* owned: strdup */
+  const char *site; /* the folded freeing site, interned by name_of_freed */
   double objects;
 } free_pt;
+
+/* Freeing sites by their "freed_by" string: the profile's equal strings are
+ * one pointer, so each distinct string is folded once and its site kept
+ * once: memory stays within the profile's own strings, whatever the
+ * number of samples that share them. */
+typedef struct freed_names {
+  const char **key, **val;
+  size_t cap, n;
+} freed_names;
+
+static const char *name_of_freed(freed_names *m, const char *freed_by) {
+  static const char none[] = "(not recorded)";
+  if (freed_by == NULL) return none;
+  if ((m->n + 1) * 2 > m->cap) {
+    size_t cap = m->cap ? m->cap * 2 : 256;
+    const char **k = calloc(cap, sizeof *k), **v = calloc(cap, sizeof *v);
+    if (k == NULL || v == NULL) {
+      free(k), free(v);
+      return NULL;
+    }
+    for (size_t i = 0; i < m->cap; i++)
+      if (m->key[i]) {
+        size_t j = ((uintptr_t)m->key[i] >> 3) * 0x9e3779b97f4a7c15ULL >> 20 & (cap - 1);
+        while (k[j]) j = (j + 1) & (cap - 1);
+        k[j] = m->key[i], v[j] = m->val[i];
+      }
+    free(m->key), free(m->val);
+    m->key = k, m->val = v, m->cap = cap;
+  }
+  size_t j = ((uintptr_t)freed_by >> 3) * 0x9e3779b97f4a7c15ULL >> 20 & (m->cap - 1);
+  for (; m->key[j]; j = (j + 1) & (m->cap - 1))
+    if (m->key[j] == freed_by) return m->val[j];
+  char buf[512];
+  const char *name = strdup(free_site(freed_by, buf, sizeof buf));
+  if (name == NULL) return NULL;
+  m->key[j] = freed_by, m->val[j] = name, m->n++;
+  return name;
+}
+
+static void freed_names_free(freed_names *m) {
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->key[i]) free((char *)m->val[i]);
+  free(m->key), free(m->val);
+}
 
 static int by_row_lifetime(const void *a, const void *b) {
   const life_pt *x = a, *y = b;
@@ -790,6 +835,13 @@ static double bucket_ceil(int64_t f) {
   if (f < 1024) return 1024;
   int hb = 63 - __builtin_clzll((unsigned long long)f);
   return (double)f + (double)(1LL << (hb - 4));
+}
+
+static const row *life_rows; /* the rows by_objects_desc orders (the command is one thread) */
+static int by_objects_desc(const void *a, const void *b) {
+  const row *x = &life_rows[*(const size_t *)a], *y = &life_rows[*(const size_t *)b];
+  if (x->objects != y->objects) return x->objects < y->objects ? 1 : -1;
+  return key_cmp(x, y);
 }
 
 typedef struct life_row {
@@ -874,7 +926,8 @@ int mtt_report_lifetimes(const mtt_profile *p, const mtt_options *o, FILE *out, 
   size_t npts = 0, nfps = 0;
   int rc = 0;
   if (view_init(&vw, p, &so) != 0 || pts == NULL || fps == NULL) rc = -1;
-  char key[KEY_MAX], fbuf[512];
+  char key[KEY_MAX];
+  freed_names names = {NULL, NULL, 0, 0};
   for (size_t s = 0; s < p->nsamples && rc == 0; s++) {
     const mtt_sample *S = &p->samples[s];
     if (!wanted(&vw, S)) continue;
@@ -895,7 +948,7 @@ int mtt_report_lifetimes(const mtt_profile *p, const mtt_options *o, FILE *out, 
     double tot = (double)mtt_value(S, li);
     pts[npts++] = (life_pt){(size_t)(r - t.rows), live ? -1 : S->lifetime, ob, ob > 0 ? tot / ob : 0};
     if (!live) {
-      const char *fs = strdup(free_site(S->freed_by, fbuf, sizeof fbuf));
+      const char *fs = name_of_freed(&names, S->freed_by);
       if (fs == NULL) rc = -1;
       else fps[nfps++] = (free_pt){(size_t)(r - t.rows), fs, ob};
     }
@@ -949,12 +1002,9 @@ int mtt_report_lifetimes(const mtt_profile *p, const mtt_options *o, FILE *out, 
     }
     i = j;
   }
-  /* rows by objects, descending (insertion into order by value) */
-  for (size_t i = 1; i < t.n; i++)
-    for (size_t k = i; k > 0 && t.rows[order[k]].objects > t.rows[order[k - 1]].objects; k--) {
-      size_t x = order[k];
-      order[k] = order[k - 1], order[k - 1] = x;
-    }
+  /* rows by objects, descending */
+  life_rows = t.rows;
+  qsort(order, t.n, sizeof *order, by_objects_desc);
   double total = 0, tfreed = 0, tlive = 0;
   for (size_t i = 0; i < t.n; i++) total += L[i].objects, tfreed += L[i].freed, tlive += L[i].in_use;
   size_t top = o->top > 0 && (size_t)o->top < t.n ? (size_t)o->top : t.n;
@@ -1025,7 +1075,7 @@ int mtt_report_lifetimes(const mtt_profile *p, const mtt_options *o, FILE *out, 
   if (o->json) fprintf(out, "]}\n");
   free(L), free(order);
 done:
-  for (size_t i = 0; i < nfps; i++) free((char *)fps[i].site);
+  freed_names_free(&names);
   free(pts), free(fps);
   table_free(&t);
   view_free(&vw);

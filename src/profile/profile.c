@@ -368,8 +368,8 @@ void mt__profile_at_exit(bool quick) {
   mt_limit_flush();
   mt_peak_flush();
   mt_write_kind("exit", -1, false, NULL);
-  /* not from a signal handler's _exit: the lifetime table takes locks a
-   * handler may have interrupted */
+  /* not through _exit, which may run in a signal handler: the lifetime
+   * table takes locks the handler may have interrupted */
   if (!quick && mt__opt[MT_OPT_PROF_LIFETIMES]) mt_write_kind("lifetimes", -1, false, NULL);
 }
 

@@ -411,6 +411,27 @@ void mt__prof_on_free(void *block, mt_stack_cache *cache) {
                (double)l.objects / MT_FIX, (double)l.bytes / MT_FIX);
 }
 
+/* Heapsort by (allocation stack, bucket), in place: no allocation while a profile is written. */
+static bool mt_life_less(const mt_prof_life *a, const mt_prof_life *b) {
+  return a->alloc_stack != b->alloc_stack ? a->alloc_stack < b->alloc_stack : a->bucket < b->bucket;
+}
+static void mt_life_sift(mt_prof_life *v, size_t root, size_t n) {
+  for (size_t child; (child = 2 * root + 1) < n; root = child) {
+    if (child + 1 < n && mt_life_less(&v[child], &v[child + 1])) child++;
+    if (!mt_life_less(&v[root], &v[child])) return;
+    mt_prof_life t = v[root];
+    v[root] = v[child], v[child] = t;
+  }
+}
+static void mt_life_sort(mt_prof_life *v, size_t n) {
+  for (size_t i = n / 2; i-- > 0;) mt_life_sift(v, i, n);
+  for (size_t end = n; end-- > 1;) {
+    mt_prof_life t = v[0];
+    v[0] = v[end], v[end] = t;
+    mt_life_sift(v, 0, end);
+  }
+}
+
 int mt__prof_snapshot_lifetimes(mt_prof_snapshot *snap) {
   size_t live = 0;
   for (int i = 0; i < MT_LIVE_SHARDS; i++) live += mt_live_shards[i].used; /* a bound: read unlocked */
@@ -420,7 +441,8 @@ int mt__prof_snapshot_lifetimes(mt_prof_snapshot *snap) {
   if (out == NULL) return -1;
   size_t n = 0;
   mt__life_copy(out, cap, &n);
-  /* blocks still in use: their age so far, one entry per stack and bucket */
+  /* blocks still in use: their age so far, one entry each, then sorted and
+   * merged into one entry per stack and bucket */
   uint64_t now = mt__os_now_ns();
   size_t first_live = n;
   for (int i = 0; i < MT_LIVE_SHARDS && n < cap; i++) {
@@ -429,17 +451,23 @@ int mt__prof_snapshot_lifetimes(mt_prof_snapshot *snap) {
     for (size_t j = 0; j < sh->cap && n < cap; j++) {
       const mt_live *l = &sh->tab[j];
       if (l->addr <= 1 || l->born_ns == 0) continue;
-      unsigned b = mt__life_bucket(now > l->born_ns ? now - l->born_ns : 0);
-      double obj = (double)l->objects / MT_FIX, by = (double)l->bytes / MT_FIX;
-      double age = (double)(now > l->born_ns ? now - l->born_ns : 0);
-      size_t k = first_live;
-      while (k < n && !(out[k].alloc_stack == l->stack && out[k].bucket == b)) k++;
-      if (k == n) out[n++] = (mt_prof_life){l->stack, MT_LIFE_IN_USE, (uint16_t)b, 0, 0, 0, 0};
-      out[k].objects += obj, out[k].bytes += by, out[k].total_ns += obj * age;
+      uint64_t age = now > l->born_ns ? now - l->born_ns : 0;
+      double obj = (double)l->objects / MT_FIX;
+      out[n++] = (mt_prof_life){l->stack, MT_LIFE_IN_USE, (uint16_t)mt__life_bucket(age), 0,
+                                obj, (double)l->bytes / MT_FIX, obj * (double)age};
     }
     mt_spin_unlock(&sh->lock);
   }
-  snap->lives = out, snap->nlives = n, snap->lives_bytes = bytes;
+  mt_life_sort(out + first_live, n - first_live);
+  size_t w = first_live;
+  for (size_t k = first_live; k < n; k++) {
+    if (w > first_live && out[w - 1].alloc_stack == out[k].alloc_stack && out[w - 1].bucket == out[k].bucket) {
+      out[w - 1].objects += out[k].objects, out[w - 1].bytes += out[k].bytes, out[w - 1].total_ns += out[k].total_ns;
+    } else {
+      out[w++] = out[k];
+    }
+  }
+  snap->lives = out, snap->nlives = w, snap->lives_bytes = bytes;
   return 0;
 }
 
