@@ -477,6 +477,17 @@ static void json_str(FILE *out, const char *s) {
   fputc('"', out);
 }
 
+/* The end of a JSON row: the rule that fired and its advice, if one did. */
+static void json_rule_end(FILE *out, int fired, const char *name, const char *advice) {
+  if (fired) {
+    fprintf(out, ",\"rule\":");
+    json_str(out, name);
+    fprintf(out, ",\"advice\":");
+    json_str(out, advice);
+  }
+  fputc('}', out);
+}
+
 /* The stack of S from its site outwards (wrappers folded), as a JSON array
  * of {"function", "file", "line"}; at most 512 frames. */
 static void json_stack(const view *v, const mtt_sample *S, FILE *out) {
@@ -601,13 +612,7 @@ int mtt_report(const mtt_profile *p, const mtt_options *o, FILE *out, char *err,
         fprintf(out, ",\"stack\":");
         json_stack(&vw, r->ks, out);
       }
-      if (fired) {
-        fprintf(out, ",\"rule\":");
-        json_str(out, name);
-        fprintf(out, ",\"advice\":");
-        json_str(out, advice);
-      }
-      fputc('}', out);
+      json_rule_end(out, fired, name, advice);
       continue;
     }
     fmt_value(v, sizeof v, r->value, unit);
@@ -1047,13 +1052,7 @@ int mtt_report_lifetimes(const mtt_profile *p, const mtt_options *o, FILE *out, 
         fprintf(out, ",\"share\":%.4f}", R->free2_share);
       }
       fputc(']', out);
-      if (fired) {
-        fprintf(out, ",\"rule\":");
-        json_str(out, name);
-        fprintf(out, ",\"advice\":");
-        json_str(out, advice);
-      }
-      fputc('}', out);
+      json_rule_end(out, fired, name, advice);
       continue;
     }
     char site[33], med[16], p90[16], by[200];
