@@ -10,6 +10,7 @@ usage: test_lifetimes.py CASE BINDIR
            go tool pprof reading the profile with its labels
   sampled  the same at the default rate (512 KiB), the program scaled up: the
            median of each sampled site within its statistical error (stated below)
+  exit     a program that ends through _exit writes its lifetimes profile too
   off      MEMTALLY_PROF_LIFETIMES=0 writes no lifetimes profile"""
 import glob
 import json
@@ -33,13 +34,13 @@ def check(cond, what):
         failures.append(what)
 
 
-def run(rate=None, scale="1", extra=None):
+def run(rate=None, scale="1", extra=None, how=None):
     out = os.path.join(work, "p")
     env = dict(os.environ, LD_PRELOAD=LIB, MEMTALLY_PROF_OUT=out)
     if rate:
         env["MEMTALLY_PROF_RATE"] = rate
     env.update(extra or {})
-    subprocess.run([TARGET, scale], check=True, capture_output=True, env=env, timeout=120)
+    subprocess.run([TARGET, scale] + ([how] if how else []), check=True, capture_output=True, env=env, timeout=120)
     return glob.glob(out + ".*.lifetimes.pb.gz"), glob.glob(out + ".*.exit.pb.gz")
 
 
@@ -109,6 +110,13 @@ try:
         i = R.get("site_instant", {})
         check(i.get("p90_ns", 1e9) < 50e3, f"site_instant: p90 {i.get('p90_ns', 0):.0f} ns")
         check(R.get("site_1ms", {}).get("rule") == "die-together", "die-together fires on the sampled profile too")
+    elif CASE == "exit":
+        # ended through _exit (as dash ends sh -c): the lifetimes profile is written all the same
+        lt, ex = run(rate="1", scale="0.1", how="_exit")
+        check(len(lt) == 1 and len(ex) == 1, f"_exit: an exit and a lifetimes profile ({len(lt)}, {len(ex)})")
+        R = rows(lt[0]) if lt else {}
+        check(R.get("site_1ms", {}).get("objects") == 400 and R.get("site_forever", {}).get("in_use") == 100,
+              "with the blocks freed and those still in use")
     elif CASE == "off":
         lt, ex = run(rate="1", extra={"MEMTALLY_PROF_LIFETIMES": "0"})
         check(lt == [] and len(ex) == 1, "MEMTALLY_PROF_LIFETIMES=0: the exit profile only")

@@ -368,9 +368,9 @@ void mt__profile_at_exit(bool quick) {
   mt_limit_flush();
   mt_peak_flush();
   mt_write_kind("exit", -1, false, NULL);
-  /* not through _exit, which may run in a signal handler: the lifetime
-   * table takes locks the handler may have interrupted */
-  if (!quick && mt__opt[MT_OPT_PROF_LIFETIMES]) mt_write_kind("lifetimes", -1, false, NULL);
+  /* through _exit too: the tables' locks are then only tried (a signal
+   * handler may have interrupted their holder), never waited for */
+  if (mt__opt[MT_OPT_PROF_LIFETIMES]) mt_write_kind("lifetimes", -1, false, NULL);
 }
 
 void mt__profile_after_fork_child(void) {

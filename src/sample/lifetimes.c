@@ -99,9 +99,13 @@ void mt__life_add(uint32_t alloc_stack, uint32_t free_stack, uint64_t lifetime_n
   pthread_mutex_unlock(&mt_life_mutex);
 }
 
-int mt__life_copy(mt_prof_life *out, size_t cap, size_t *n) {
+int mt__life_copy(mt_prof_life *out, size_t cap, size_t *n, bool nowait) {
   *n = 0;
-  pthread_mutex_lock(&mt_life_mutex);
+  if (nowait) {
+    if (pthread_mutex_trylock(&mt_life_mutex) != 0) return -1;
+  } else {
+    pthread_mutex_lock(&mt_life_mutex);
+  }
   for (size_t j = 0; mt_life != NULL && j < mt_life_slots && *n < cap; j++) {
     const mt_life_rec *r = &mt_life[j];
     if (r->free_stack == 0) continue;

@@ -160,7 +160,8 @@ MT_HIDDEN unsigned mt__life_bucket(uint64_t ns);
 MT_HIDDEN uint64_t mt__life_bucket_floor(unsigned bucket);
 MT_HIDDEN void mt__life_add(uint32_t alloc_stack, uint32_t free_stack, uint64_t lifetime_ns, bool other_thread,
                             double objects, double bytes);
-MT_HIDDEN int mt__life_copy(mt_prof_life *out, size_t cap, size_t *n);
+/* Copy the table into out; nowait: -1 rather than wait for its lock. */
+MT_HIDDEN int mt__life_copy(mt_prof_life *out, size_t cap, size_t *n, bool nowait);
 MT_HIDDEN size_t mt__life_count(void);
 MT_HIDDEN void mt__life_reset(void);
 /* From now on a snapshot that would wait for the table's lock fails

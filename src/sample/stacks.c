@@ -96,6 +96,16 @@ static void mt_spin_lock(_Atomic int *l) {
 
 static void mt_spin_unlock(_Atomic int *l) { atomic_store_explicit(l, 0, memory_order_release); }
 
+/* The lock within about a millisecond of trying, or false (its holder may be
+ * the thread a signal handler interrupted). */
+static bool mt_spin_trylock(_Atomic int *l) {
+  for (int spins = 0; spins < 1000; spins++) {
+    if (!atomic_exchange_explicit(l, 1, memory_order_acquire)) return true;
+    mt_cpu_relax();
+  }
+  return false;
+}
+
 static mt_stack_index *mt_index_new(uint32_t slots) {
   mt_stack_index *ix = mt__os_reserve(sizeof(mt_stack_index) + sizeof(uint32_t) * slots);
   if (ix != NULL) ix->slots = slots;
@@ -411,6 +421,10 @@ void mt__prof_on_free(void *block, mt_stack_cache *cache) {
                (double)l.objects / MT_FIX, (double)l.bytes / MT_FIX);
 }
 
+/* At _exit, which may run in a signal handler that interrupted a thread
+ * holding the table's lock: never wait for it (see mt__prof_snapshot_nowait). */
+static _Atomic int mt_snapshot_nowait;
+
 /* Heapsort by (allocation stack, bucket), in place: no allocation while a profile is written. */
 static bool mt_life_less(const mt_prof_life *a, const mt_prof_life *b) {
   return a->alloc_stack != b->alloc_stack ? a->alloc_stack < b->alloc_stack : a->bucket < b->bucket;
@@ -440,14 +454,22 @@ int mt__prof_snapshot_lifetimes(mt_prof_snapshot *snap) {
   mt_prof_life *out = mt__os_reserve(bytes);
   if (out == NULL) return -1;
   size_t n = 0;
-  mt__life_copy(out, cap, &n);
+  bool nowait = mt_load(&mt_snapshot_nowait); /* in _exit, perhaps in a signal handler: never wait */
+  if (mt__life_copy(out, cap, &n, nowait) != 0) {
+    mt__os_unreserve(out, bytes);
+    return -1;
+  }
   /* blocks still in use: their age so far, one entry each, then sorted and
    * merged into one entry per stack and bucket */
   uint64_t now = mt__os_now_ns();
   size_t first_live = n;
   for (int i = 0; i < MT_LIVE_SHARDS && n < cap; i++) {
     mt_live_shard *sh = &mt_live_shards[i];
-    mt_spin_lock(&sh->lock);
+    if (nowait) {
+      if (!mt_spin_trylock(&sh->lock)) continue; /* its blocks go unlisted */
+    } else {
+      mt_spin_lock(&sh->lock);
+    }
     for (size_t j = 0; j < sh->cap && n < cap; j++) {
       const mt_live *l = &sh->tab[j];
       if (l->addr <= 1 || l->born_ns == 0) continue;
@@ -471,9 +493,6 @@ int mt__prof_snapshot_lifetimes(mt_prof_snapshot *snap) {
   return 0;
 }
 
-/* At _exit, which may run in a signal handler that interrupted a thread
- * holding the table's lock: never wait for it (see mt__prof_snapshot_nowait). */
-static _Atomic int mt_snapshot_nowait;
 
 void mt__prof_snapshot_nowait(void) { mt_store(&mt_snapshot_nowait, 1); }
 
