@@ -79,6 +79,8 @@ def workloads(tmp):
     # (argv, stdin): the process that allocates, run directly (heaptrack follows one process)
     return {
         "python": (["python3", "-m", "json.tool", big, os.path.join(tmp, "out.json")], None),
+        # Debian's own interpreter, stripped (python3 on PATH may be another build)
+        "python-debian": (["/usr/bin/python3.11", "-m", "json.tool", big, os.path.join(tmp, "out.json")], None),
         "sqlite": (["sqlite3", ":memory:"], sql),
         "redis": (["sh", "-c", redis], None),
         "cc1": ([cc1, "-quiet", "-O2", src, "-o", os.path.join(tmp, "big.s")], None),
@@ -134,7 +136,7 @@ def heaptrack_top(cmd, out, stdin=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--heaptrack", action="store_true")
-    ap.add_argument("--programs", default="python,sqlite,redis,cc1,git")
+    ap.add_argument("--programs", default="python,python-debian,sqlite,redis,cc1,git")
     ap.add_argument("--keep")
     ap.add_argument("--report-tool", help="the memtally command that reads the profiles (default: this build's)")
     ap.add_argument("--reuse", action="store_true", help="read the profiles of an earlier run in --keep again")
