@@ -114,6 +114,12 @@ try:
     # the heap profile: the 32 MiB kept are in use
     v = site_values(pprof_raw(url + "/debug/pprof/heap"), "serve_kept_site")
     check(v[3] >= 30 << 20, f"heap: serve_kept_site holds {v[3] >> 20} MiB in use")
+    # how long blocks lived so far: the churned 64 KiB blocks, freed by the serving loop
+    life = pprof_raw(url + "/debug/pprof/lifetimes")
+    check("lifetime/nanoseconds" in life and "freed_by:" in life and "lifetime:" in life,
+          "go tool pprof reads /debug/pprof/lifetimes: sample type lifetime, labels freed_by and lifetime")
+    code, _ = get(port, "/debug/pprof/lifetimes?seconds=2")
+    check(code == 400, f"lifetimes?seconds: 400 ({code})")
     # a delta of the next 2 seconds: the churn site allocated in it, the kept site did not
     out = pprof_raw("-seconds", "2", url + "/debug/pprof/allocs")
     churn, kept = site_values(out, "serve_churn_site"), site_values(out, "serve_kept_site")

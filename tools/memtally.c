@@ -511,7 +511,13 @@ static void summarize_run(const char *dir, int child, int status) {
   if (access(exitprof, R_OK) == 0) {
     mtt_profile p;
     char err[256];
-    if (mtt_profile_read(exitprof, &p, err, sizeof err) == 0) {
+    mtt_sym_stats ss;
+    int ok = mtt_profile_read(exitprof, &p, err, sizeof err) == 0;
+    if (ok && mtt_symbolize(&p, &sym_opts, &ss) != 0) { /* names as the profile has them are better than none */
+      mtt_profile_free(&p);
+      ok = mtt_profile_read(exitprof, &p, err, sizeof err) == 0;
+    }
+    if (ok) {
       mtt_options o = {0};
       o.top = 10;
       const char *kinds[2] = {"alloc_space", "inuse_space"};
@@ -530,6 +536,9 @@ static void summarize_run(const char *dir, int child, int status) {
         if (mtt_report(&p, &o, stdout, err, sizeof err) != 0) break;
       }
       mtt_profile_free(&p);
+      char life[PATH_MAX + 300];
+      snprintf(life, sizeof life, "%s/prof.%s.%d.lifetimes.pb.gz", dir, files[best].program, files[best].pid);
+      if (access(life, R_OK) == 0) printf("\n(how long these blocks live, and who frees them: memtally report %s --lifetimes)\n", exitprof);
     } else {
       fprintf(stderr, "memtally: %s: %s\n", exitprof, err);
     }

@@ -66,7 +66,7 @@ static const mt_option_desc mt_options[MT_OPT_COUNT] = {
     [MT_OPT_PROF_LIFETIMES] = {"MEMTALLY_PROF_LIFETIMES", MT_KIND_BOOL, 1, 0, 1, "1",
                                "Record how long sampled blocks live and which stacks free them; written at exit as PREFIX.PROGRAM.PID.lifetimes.pb.gz (memtally report --lifetimes)."},
     [MT_OPT_HTTP] = {"MEMTALLY_HTTP", MT_KIND_TEXT, 0, 0, 0, "(unset)",
-                     "HOST:PORT to serve /debug/pprof/heap, /debug/pprof/allocs?seconds=N and /metrics on (127.0.0.1:0 picks a port, printed on stderr)."},
+                     "HOST:PORT to serve /debug/pprof/heap, /debug/pprof/allocs?seconds=N, /debug/pprof/lifetimes and /metrics on (127.0.0.1:0 picks a port, printed on stderr)."},
 };
 
 long long mt__opt[MT_OPT_COUNT];

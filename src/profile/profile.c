@@ -155,14 +155,22 @@ int mt__profile_encode(mt_buf *gz, const mt_prof_snapshot *base, const char *kin
   mt_prof_snapshot snap;
   if (mt_writing_take()) {
     if (mt__prof_snapshot(&snap, false) == 0) {
-      if (base != NULL) /* a delta: the allocations since base, in use now */
+      bool life = strcmp(kind, "lifetimes") == 0;
+      if (life && mt__prof_snapshot_lifetimes(&snap) != 0) {
+        mt__prof_snapshot_free(&snap);
+        atomic_store(&mt_writing, 0);
+        heap->sample.busy = busy;
+        errno = ENOMEM;
+        return -1;
+      }
+      if (base != NULL && !life) /* a delta: the allocations since base, in use now */
         for (size_t i = 0; i < snap.nstacks && i < base->nstacks; i++) {
           snap.stacks[i].window.alloc_objects = base->stacks[i].now.alloc_objects;
           snap.stacks[i].window.alloc_bytes = base->stacks[i].now.alloc_bytes;
           snap.stacks[i].window.alloc_held = base->stacks[i].now.alloc_held;
         }
-      if (base != NULL) snap.duration_ns = snap.time_ns > base->time_ns ? snap.time_ns - base->time_ns : 0;
-      rc = mt_encode_gz(&snap, base != NULL, kind, gz);
+      if (base != NULL && !life) snap.duration_ns = snap.time_ns > base->time_ns ? snap.time_ns - base->time_ns : 0;
+      rc = mt_encode_gz(&snap, base != NULL && !life, kind, gz);
       mt__prof_snapshot_free(&snap);
     }
     atomic_store(&mt_writing, 0);

@@ -5,6 +5,7 @@
  *   /debug/pprof/               an index
  *   /debug/pprof/heap           the heap profile: in use now, and cumulative
  *   /debug/pprof/allocs         the same, alloc_space first for pprof's default
+ *   /debug/pprof/lifetimes      how long sampled blocks lived so far, and who freed them
  *   ...?seconds=N               a delta: what was allocated in the next N
  *                               seconds (1..300), like Go's delta profiles
  *   /metrics                    the Prometheus text of allocator and regions
@@ -79,9 +80,9 @@ static int mt_error(mt_conn *c, int code, const char *reason, const char *why) {
 
 static void mt_put_buf(const char *p, size_t n, void *arg) { mt__buf_put(arg, p, n); }
 
-static int mt_profile_response(mt_conn *c, const mt_prof_snapshot *base, int allocs) {
+static int mt_profile_response(mt_conn *c, const mt_prof_snapshot *base, const char *kind) {
   mt_buf gz = {0};
-  if (mt__profile_encode(&gz, base, allocs ? "allocs" : "heap") != 0) {
+  if (mt__profile_encode(&gz, base, kind) != 0) {
     mt__buf_free(&gz);
     return mt_error(c, 503, "Service Unavailable", errno == ENOTSUP ? "the profiler is off (MEMTALLY_PROF=0)" : "no memory");
   }
@@ -95,6 +96,7 @@ static const char mt_index[] =
     "<p>memtally heap profiles of this process (pprof format):</p>\n<ul>\n"
     "<li><a href=\"heap\">heap</a>: in use now and cumulative (go tool pprof http://HOST/debug/pprof/heap)</li>\n"
     "<li><a href=\"allocs\">allocs</a>: the same, allocations first; ?seconds=N for the next N seconds only</li>\n"
+    "<li><a href=\"lifetimes\">lifetimes</a>: how long sampled blocks lived and who freed them (memtally report --lifetimes)</li>\n"
     "<li><a href=\"/metrics\">/metrics</a>: Prometheus text of the allocator's and regions' figures</li>\n"
     "</ul></body></html>\n";
 
@@ -134,8 +136,13 @@ static int mt_handle(mt_conn *c) {
   if (strcmp(path, "/debug/pprof/") == 0 || strcmp(path, "/debug/pprof") == 0)
     return mt_respond(c, 200, "OK", "text/html; charset=utf-8", mt_index, sizeof mt_index - 1);
   int heap = strcmp(path, "/debug/pprof/heap") == 0, allocs = strcmp(path, "/debug/pprof/allocs") == 0;
+  if (strcmp(path, "/debug/pprof/lifetimes") == 0) {
+    if (seconds != 0) return mt_error(c, 400, "Bad Request", "seconds applies to heap and allocs");
+    if (!mt__opt[MT_OPT_PROF_LIFETIMES]) return mt_error(c, 404, "Not Found", "lifetimes are off (MEMTALLY_PROF_LIFETIMES=0)");
+    return mt_profile_response(c, NULL, "lifetimes");
+  }
   if (!heap && !allocs) return mt_error(c, 404, "Not Found", "see /debug/pprof/ and /metrics");
-  if (seconds == 0) return mt_profile_response(c, NULL, allocs);
+  if (seconds == 0) return mt_profile_response(c, NULL, allocs ? "allocs" : "heap");
   int waiting = 0;
   for (int i = 0; i < MT_HTTP_CONNS; i++) waiting += mt_conns[i].state == MT_WAITING;
   if (waiting >= MT_HTTP_DELTAS) return mt_error(c, 503, "Service Unavailable", "too many delta profiles at once");
@@ -244,7 +251,7 @@ static void *mt_serve(void *arg) {
       if (c->state == MT_WAITING) {
         mt_prof_snapshot base = c->base;
         c->state = MT_READING; /* so that the snapshot is not freed twice */
-        mt_profile_response(c, &base, c->allocs);
+        mt_profile_response(c, &base, c->allocs ? "allocs" : "heap");
         mt__prof_snapshot_free(&base);
       } else if (c->state == MT_READING) {
         mt_error(c, 408, "Request Timeout", "the request took over 5 s");
