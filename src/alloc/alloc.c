@@ -196,13 +196,6 @@ MT_INLINE void mt_push_local(mt_heap *heap, mt_page *page, mt_block *b, uintptr_
  * free-mark compare (a double free), an encoded push onto the page's own
  * free list; 50 instructions (objdump; 38 with MT_HARDEN=0).
  * Anything unusual goes to mt_free_slow, which checks in full. */
-/* The thread's stack cache for the stacks that free sampled blocks: made
- * here for a thread that frees samples but never took one (a consumer). */
-static mt_stack_cache *mt_free_cache(mt_heap *heap) {
-  if (heap->sample.cache == NULL && heap != &mt__heap_empty) heap->sample.cache = mt__prof_cache_new();
-  return heap->sample.cache;
-}
-
 void mt_free(void *p) {
   if (mt_unlikely(p == NULL)) return;
   mt_segment *seg = mt_segment_of(p);
@@ -353,7 +346,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
       mt__report("double free", p, MT_CLASS_HUGE);
       goto done;
     }
-    if (hs->pages[0].sampled) mt__prof_on_free(p, mt_free_cache(mt__tls_heap));
+    if (hs->pages[0].sampled) mt__prof_on_free(p, mt__heap_sample_cache(mt__tls_heap));
     mt__huge_free(mt__tls_heap, hs);
     goto done;
   }
@@ -374,7 +367,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
     mt__report("double free", p, mt_page_report_cls(page));
     goto done;
   }
-  if (page->sampled) mt__prof_on_free(b, mt_free_cache(heap));
+  if (page->sampled) mt__prof_on_free(b, mt__heap_sample_cache(heap));
   if (tag == (uintptr_t)heap) {
     mt_push_local(heap, page, b, mt__free_key);
     goto done;

@@ -242,6 +242,13 @@ MT_INLINE unsigned mt_class_of(size_t n) {
 
 /* ---- shared state ---- */
 MT_HIDDEN extern mt_heap mt__heap_empty;
+
+/* The thread's stack cache for sampled stacks, allocating and freeing ones
+ * alike: made at its first use (NULL for the empty heap, or without memory). */
+static inline mt_stack_cache *mt__heap_sample_cache(mt_heap *heap) {
+  if (heap->sample.cache == NULL && heap != &mt__heap_empty) heap->sample.cache = mt__prof_cache_new();
+  return heap->sample.cache;
+}
 MT_HIDDEN extern mt_page mt__page_empty;
 MT_HIDDEN extern __thread mt_heap *mt__tls_heap __attribute__((tls_model("initial-exec")));
 /* One bit per 4 MiB of the 48-bit address space: set where a memtally

@@ -110,8 +110,7 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
         if (hs != NULL) hs->pages[0].sampled = 1, counted = hs->huge_size;
       }
     }
-    if (heap->sample.cache == NULL) heap->sample.cache = mt__prof_cache_new();
-    mt__prof_record(block, size, counted, heap->tid, heap->sample.label, ip0, sp0, heap->sample.cache);
+    mt__prof_record(block, size, counted, heap->tid, heap->sample.label, ip0, sp0, mt__heap_sample_cache(heap));
     heap->sample.busy = 0;
   }
   /* After the sample: a peak profile taken here includes this allocation. */
