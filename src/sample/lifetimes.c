@@ -15,7 +15,7 @@
 #include "../os/os.h"
 #include "sample.h"
 
-#define MT_LIFE_SLOTS_MIN (1u << 10) /* slots at first: the table grows with the entries */
+#define MT_LIFE_SLOTS_MIN (1u << 7)  /* slots at first: the table grows with the entries */
 #define MT_LIFE_SLOTS_MAX (1u << 17) /* entries kept at most (power of two) */
 
 typedef struct mt_life_rec {

@@ -69,13 +69,21 @@ typedef struct mt_live {
   uint64_t born_ns;                /* when it was allocated (monotonic), for its lifetime */
 } mt_live;
 
-#define MT_LIVE_SHARDS 64
+/* Samples are rare (one per 512 KiB allocated by default), so a few shards
+ * keep their locks apart. Each starts in a small table of its own in .bss:
+ * a program that holds few sampled blocks touches a few pages for them, not
+ * a mapping per shard (64 shards of 128 entries cost small programs half a
+ * MiB of resident memory). */
+#define MT_LIVE_SHARD_BITS 4
+#define MT_LIVE_SHARDS (1 << MT_LIVE_SHARD_BITS)
+#define MT_LIVE_FIRST_CAP 32
 typedef struct mt_live_shard {
   _Atomic int lock;
   size_t cap, used, dead;
   mt_live *tab;
 } __attribute__((aligned(64))) mt_live_shard;
 static mt_live_shard mt_live_shards[MT_LIVE_SHARDS];
+static mt_live mt_live_first_tabs[MT_LIVE_SHARDS][MT_LIVE_FIRST_CAP];
 
 static inline void mt_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -268,13 +276,18 @@ static uint32_t mt_stack_add(const uintptr_t *pcs, int n, uint64_t tid, const ch
 /* ---- live sampled blocks ---- */
 
 static uint64_t mt_live_hash(uintptr_t a) { return (uint64_t)(a >> 4) * 0x9e3779b97f4a7c15ULL; }
-static mt_live_shard *mt_live_shard_of(uint64_t h) { return &mt_live_shards[h >> 58]; }
+static mt_live_shard *mt_live_shard_of(uint64_t h) { return &mt_live_shards[h >> (64 - MT_LIVE_SHARD_BITS)]; }
 static size_t mt_live_first(uint64_t h, size_t cap) { return (size_t)(h >> 20) & (cap - 1); }
 
 /* Caller holds the shard's lock. */
 static int mt_live_grow(mt_live_shard *sh) {
-  size_t cap = sh->cap ? sh->cap * 2 : 128;
-  if (sh->cap && sh->dead > sh->used / 2) cap = sh->cap; /* just clean */
+  if (sh->cap == 0) { /* the first table: static, empty */
+    sh->tab = mt_live_first_tabs[sh - mt_live_shards];
+    sh->cap = MT_LIVE_FIRST_CAP;
+    return 0;
+  }
+  size_t cap = sh->cap * 2;
+  if (sh->dead > sh->used / 2) cap = sh->cap; /* just clean */
   mt_live *tab = mt__os_reserve(sizeof(mt_live) * cap);
   if (tab == NULL) return -1;
   for (size_t i = 0; i < sh->cap; i++) {
@@ -286,7 +299,7 @@ static int mt_live_grow(mt_live_shard *sh) {
       }
     }
   }
-  if (sh->tab) mt__os_unreserve(sh->tab, sizeof(mt_live) * sh->cap);
+  if (sh->tab != mt_live_first_tabs[sh - mt_live_shards]) mt__os_unreserve(sh->tab, sizeof(mt_live) * sh->cap);
   sh->tab = tab;
   sh->cap = cap;
   sh->used -= sh->dead;
