@@ -1,11 +1,19 @@
-/* huge.c -- blocks over 1 MiB: one mapping each, a small cache, mremap growth
+/* huge.c -- blocks over 1 MiB: one mapping each, a pool of resident pages, mremap growth
  *
  * A huge segment is aligned to 4 MiB like any segment, with its header at
  * the start and the block after it, so free() finds it by masking. Blocks
  * aligned to 4 MiB or more start beyond the first 4 MiB; those segments are
  * kept on a short list that free() consults only for addresses the segment
- * map does not know. Freed huge blocks are kept for reuse up to
- * MEMTALLY_HUGE_CACHE bytes and unmapped after the purge delay. */
+ * map does not know.
+ *
+ * Freed huge segments stay mapped, resident, in a cache of up to
+ * MEMTALLY_HUGE_CACHE bytes, unmapped after the purge delay. The cache is a pool of
+ * pages rather than of blocks: a request no cached segment fits closely is
+ * assembled in a fresh range from the tails of cached segments, whose pages
+ * the kernel moves (mremap) without copying them or faulting them in again.
+ * A freed 4 MiB block thus serves a 1.5 MiB request and keeps 2.5 MiB for
+ * the next one, instead of holding 4 MiB resident for 1.5 or leaving the
+ * request to fault in fresh pages. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -106,6 +114,96 @@ static mt_segment *mt_huge_cache_take(size_t need, size_t max) {
   return seg;
 }
 
+/* Each piece moved is a mapping of its own until the kernel merges it, and
+ * a range made of many mappings moves slowly: an assembly takes at most a
+ * few pieces, and a leftover under a MiB is unmapped rather than kept. */
+#define MT_HUGE_PIECES_MAX 4
+#define MT_HUGE_PIECE_MIN MT_MiB
+
+/* A huge segment of need bytes whose pages come, as far as the cache has
+ * them, from cached segments: NULL when the cache cannot give a quarter of
+ * it. Its header is fresh; *moved: bytes from the start that hold old data. */
+static mt_segment *mt_huge_assemble(size_t need, size_t *moved) {
+  pthread_mutex_lock(&mt_huge_lock);
+  if (mt_huge_cache_bytes < need / 4) {
+    pthread_mutex_unlock(&mt_huge_lock);
+    return NULL;
+  }
+  /* The largest segment's tail when it has enough (one move); else the
+   * newest first: the oldest keep expiring, so the cache shrinks to what
+   * the program reuses within the purge delay. */
+  mt_segment **largest = &mt_huge_cache;
+  for (mt_segment **link = &mt_huge_cache; *link != NULL; link = &(*link)->next)
+    if ((*link)->map_size > (*largest)->map_size) largest = link;
+  mt_segment *pieces = NULL, **tail = &pieces;
+  size_t got = 0;
+  bool one = (*largest)->map_size >= need;
+  for (int n = 0; got < need && mt_huge_cache != NULL && n < MT_HUGE_PIECES_MAX; n++) {
+    mt_segment **from = one ? largest : &mt_huge_cache; /* one: a single pass */
+    mt_segment *seg = *from;
+    *from = seg->next;
+    mt_huge_cache_bytes -= seg->map_size;
+    got += seg->map_size;
+    seg->next = NULL;
+    *tail = seg;
+    tail = &seg->next;
+  }
+  pthread_mutex_unlock(&mt_huge_lock);
+  mt_segment *dest = mt__os_map_aligned(need, MT_SEG_SIZE);
+  size_t pos = 0;
+  if (dest != NULL) {
+    mt__os_commit_add((int64_t)need);
+    /* Whole pieces to the front; the last one gives its tail. */
+    while (pieces != NULL && pos < need) {
+      mt_segment *seg = pieces;
+      size_t have = seg->map_size, left = need - pos;
+      if (have <= left || have - left < MT_HUGE_HEADER + MT_HUGE_PIECE_MIN) {
+        size_t take = have <= left ? have : left;
+        if (take < have) { /* the rest is too small to keep: drop it first */
+          mt__os_unmap((uint8_t *)seg + take, have - take);
+          mt__os_commit_add(-(int64_t)(have - take));
+          seg->map_size = take;
+        }
+        mt__segmap_set(seg, 0);
+        pieces = seg->next;
+        if (mt__os_move_pages(seg, take, (uint8_t *)dest + pos) != 0) {
+          mt__segmap_set(seg, 1);
+          seg->next = pieces, pieces = seg;
+          break;
+        }
+        mt__os_commit_add(-(int64_t)take);
+        pos += take;
+      } else {
+        mt_assert(left % mt__os_page_size() == 0);
+        if (mt__os_move_pages((uint8_t *)seg + have - left, left, (uint8_t *)dest + pos) != 0) break;
+        seg->map_size = have - left;
+        mt__os_commit_add(-(int64_t)left);
+        pos += left;
+      }
+    }
+  }
+  /* What was not used goes back, to expire in its time. */
+  if (pieces != NULL) {
+    pthread_mutex_lock(&mt_huge_lock);
+    while (pieces != NULL) {
+      mt_segment *seg = pieces;
+      pieces = seg->next;
+      seg->next = mt_huge_cache;
+      mt_huge_cache = seg;
+      mt_huge_cache_bytes += seg->map_size;
+    }
+    pthread_mutex_unlock(&mt_huge_lock);
+  }
+  if (dest == NULL) return NULL;
+  if (pos > 0) memset(dest, 0, pos < MT_HUGE_HEADER ? pos : MT_HUGE_HEADER);
+  dest->map_size = need;
+  dest->is_huge = 1;
+  dest->pages[0].cls = MT_CLASS_HUGE;
+  mt__segmap_set(dest, 1);
+  *moved = pos;
+  return dest;
+}
+
 void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
   size_t offset = mt_huge_offset(align);
   size_t ps = mt__os_page_size();
@@ -115,9 +213,17 @@ void *mt__huge_alloc(mt_heap *heap, size_t size, size_t align, bool zero) {
   }
   if (size == 0) size = 1; /* the block must lie inside its mapping */
   size_t need = mt_align_up(offset + size, ps);
-  mt_segment *seg = offset < MT_SEG_SIZE ? mt_huge_cache_take(need, 8 * need) : NULL;
+  /* A cached segment up to twice the size (or 4 MiB over) is taken whole:
+   * its spare pages stay resident, but taking it costs nothing. Anything
+   * larger gives its tail instead (one move), so a single large block
+   * cannot pin its pages under a run of small ones. */
+  size_t slack = need > 4 * MT_MiB ? need : 4 * MT_MiB;
+  mt_segment *seg = offset < MT_SEG_SIZE ? mt_huge_cache_take(need, need + slack) : NULL;
+  size_t moved = 0;
   if (seg != NULL) {
     if (zero) memset((uint8_t *)seg + offset, 0, size);
+  } else if (offset < MT_SEG_SIZE && (seg = mt_huge_assemble(need, &moved)) != NULL) {
+    if (zero && moved > offset) memset((uint8_t *)seg + offset, 0, (moved < offset + size ? moved : offset + size) - offset);
   } else {
     seg = mt__os_map_aligned(need, align > MT_SEG_SIZE ? align : MT_SEG_SIZE);
     if (seg == NULL) {
@@ -164,11 +270,11 @@ void mt__huge_free(mt_heap *heap, mt_segment *seg) {
     mt_counter_add(&heap->nfree[MT_CLASS_HUGE], 1);
     mt_counter_add(&heap->huge_bytes_free, seg->huge_size);
   }
-  long long limit = mt__opt[MT_OPT_HUGE_CACHE];
-  if (seg->huge_offset < MT_SEG_SIZE && mt__opt[MT_OPT_PURGE_DELAY] != 0 && (long long)seg->map_size <= limit &&
+  size_t limit = (size_t)mt__opt[MT_OPT_HUGE_CACHE];
+  if (seg->huge_offset < MT_SEG_SIZE && mt__opt[MT_OPT_PURGE_DELAY] != 0 && seg->map_size <= limit &&
       !mt_load(&mt__os_over_limit)) {
     pthread_mutex_lock(&mt_huge_lock);
-    if ((long long)(mt_huge_cache_bytes + seg->map_size) <= limit) {
+    if (mt_huge_cache_bytes + seg->map_size <= limit) {
       seg->cached_at = mt__os_now_ms();
       seg->next = mt_huge_cache;
       mt_huge_cache = seg;

@@ -105,6 +105,14 @@ int mt__os_grow_in_place(void *p, size_t old_size, size_t new_size) {
   return 0;
 }
 
+int mt__os_move_pages(void *from, size_t len, void *to) {
+  atomic_fetch_add_explicit(&mt__os.mremap_calls, 1, memory_order_relaxed);
+  void *q = mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  if (q == MAP_FAILED) return -1;
+  atomic_fetch_sub_explicit(&mt__os.mapped, len, memory_order_relaxed); /* the source is gone */
+  return 0;
+}
+
 static _Atomic uint64_t mt_commit_limit;
 
 void mt__os_set_commit_limit(uint64_t bytes) { mt_store(&mt_commit_limit, bytes); }

@@ -37,6 +37,11 @@ MT_HIDDEN void mt__os_unreserve(void *p, size_t size); /* undo mt__os_reserve */
 MT_HIDDEN void mt__os_purge(void *p, size_t size);
 /* Try to grow a mapping in place; 0 on success. */
 MT_HIDDEN int mt__os_grow_in_place(void *p, size_t old_size, size_t new_size);
+/* Move the pages of [from, from + len) to [to, to + len), which must be
+ * mapped already (it is replaced): resident pages move without a copy or a
+ * fault, and the source range is unmapped. 0, or -1 (both ranges as they
+ * were; an older kernel may refuse a source made of several mappings). */
+MT_HIDDEN int mt__os_move_pages(void *from, size_t len, void *to);
 MT_HIDDEN void mt__os_commit_add(int64_t delta);
 /* Milliseconds from an arbitrary start, monotonic. */
 MT_HIDDEN uint64_t mt__os_now_ms(void);
