@@ -326,6 +326,8 @@ void mt__segment_release(mt_segment *seg) {
   seg->cached_at = mt__os_now_ms();
   pthread_mutex_lock(&mt_seg_lock);
   if (mt_load(&mt_seg_reserve) == NULL) {
+    /* address space for a starved moment, not memory: none of it resident */
+    mt__segment_purge(seg, 0, 0, true);
     seg->next = NULL;
     mt_store(&mt_seg_reserve, seg);
     pthread_mutex_unlock(&mt_seg_lock);
