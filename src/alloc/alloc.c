@@ -96,6 +96,7 @@ MT_INLINE void *mt_page_pop(mt_heap *heap, mt_page *page, mt_block *b, size_t si
   if (mt_unlikely(!mt_page_is_block(page, next - (uintptr_t)page->start) || b->freed != mt__free_key))
     return mt_pop_odd_link(heap, page, b, size);
   page->free = (mt_block *)next;
+  __builtin_prefetch((const void *)next, 1);
 #else
   page->free = (mt_block *)b->link;
 #endif
