@@ -166,18 +166,25 @@ static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
 /* Take an abandoned segment, if any, into heap: its live pages join the
  * heap's queues. Returns it, or NULL when none is waiting. */
 mt_segment *mt__segment_adopt(mt_heap *heap) {
-  pthread_mutex_lock(&mt_seg_lock);
-  mt_segment *seg = mt_seg_abandoned;
-  if (seg != NULL) mt_seg_abandoned = seg->next;
-  pthread_mutex_unlock(&mt_seg_lock);
-  if (seg == NULL) return NULL;
-  seg->next = NULL;
-  mt_segment_adopt(heap, seg);
-  return seg;
+  for (;;) {
+    pthread_mutex_lock(&mt_seg_lock);
+    mt_segment *seg = mt_seg_abandoned;
+    if (seg != NULL) mt_seg_abandoned = seg->next;
+    pthread_mutex_unlock(&mt_seg_lock);
+    if (seg == NULL) return NULL;
+    seg->next = NULL;
+    mt_segment_adopt(heap, seg);
+    if (seg->used_slots != 0 || heap->segment_count == 1) return seg;
+    /* Nothing was left alive in it: to the cache, where it expires unless a
+     * thread needs it, rather than held dirty by a heap that may never
+     * allocate again (a main thread that only frees what workers left). */
+    mt_heap_unlink_segment(heap, seg);
+    mt__segment_release(seg);
+  }
 }
 
-/* An empty segment for heap: from the cache, else freshly mapped. */
-static mt_segment *mt_segment_fresh(mt_heap *heap) {
+/* An empty segment: from the cache, else freshly mapped, else the reserve. */
+static mt_segment *mt_segment_get(void) {
   pthread_mutex_lock(&mt_seg_lock);
   mt_segment *seg = mt_seg_cache;
   if (seg != NULL) {
@@ -191,6 +198,22 @@ static mt_segment *mt_segment_fresh(mt_heap *heap) {
     seg = mt_load(&mt_seg_reserve);
     mt_store(&mt_seg_reserve, NULL);
     pthread_mutex_unlock(&mt_seg_lock);
+  }
+  return seg;
+}
+
+/* An empty segment for heap. A heap with none at all is a thread that has
+ * never had room for a small block: under an address-space limit that other
+ * threads keep filling with large blocks (and emptying), it waits a little
+ * for space to come back rather than fail at once, so its first small
+ * requests are not refused for as long as the others keep the space busy.
+ * A heap that has a segment already fails at once. */
+#define MT_FIRST_SEGMENT_WAITS 10 /* of a millisecond each */
+static mt_segment *mt_segment_fresh(mt_heap *heap) {
+  mt_segment *seg = mt_segment_get();
+  for (int i = 0; seg == NULL && heap->segment_count == 0 && i < MT_FIRST_SEGMENT_WAITS; i++) {
+    mt__os_sleep_ms(1);
+    seg = mt_segment_get();
   }
   if (seg == NULL) return NULL;
   mt_heap_link_segment(heap, seg);
