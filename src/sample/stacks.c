@@ -264,7 +264,9 @@ static uint32_t mt_stack_add(const uintptr_t *pcs, int n, uint64_t tid, const ch
   st->hash = h;
   st->npcs = (uint32_t)n;
   st->tid = tid;
-  snprintf(st->region, sizeof st->region, "%s", region);
+  /* (not snprintf: the printf machinery would fault in 64 KiB of libc's code) */
+  size_t rl = strnlen(region, sizeof st->region - 1);
+  memcpy(st->region, region, rl); /* st was zeroed: NUL-terminated */
   st->pcs_at = (uint32_t)mt_pool_used;
   memcpy(&mt_pool[mt_pool_used], pcs, sizeof(uintptr_t) * (size_t)n);
   mt_pool_used += (size_t)n;
