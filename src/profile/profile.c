@@ -77,7 +77,7 @@ static int mt_encode_gz(const mt_prof_snapshot *snap, bool window, const char *k
     if (mt__gzip_deflate(gz, raw.data, raw.len, 1) != 0) {
       gz->len = 0;
       gz->failed = 0;
-      mt__gzip_stored(gz, raw.data, raw.len); /* no memory for zlib's state: uncompressed */
+      mt__gzip_stored(gz, raw.data, raw.len); /* no zlib, or no memory for its state: uncompressed */
     }
     rc = gz->failed ? -1 : 0;
   }
@@ -303,9 +303,20 @@ static void mt_helper_ensure(void) {
   mt__os_thread_start(mt_helper, NULL);
 }
 
+/* zlib for compressing profiles. What the loader allocates for it is
+ * memtally's, not the program's: not sampled. */
+void mt__profile_load_zlib(void) {
+  mt_heap *heap = mt__heap_for_thread();
+  int busy = heap != NULL ? heap->sample.busy : 0;
+  if (heap != NULL) heap->sample.busy = 1;
+  mt__gzip_load();
+  if (heap != NULL) heap->sample.busy = busy;
+}
+
 void mt__profile_start(void) {
   mt__prof_enable();
   if (mt__opt_str[MT_OPT_PROF_OUT] == NULL || !mt_load(&mt__prof_on)) return;
+  mt__profile_load_zlib(); /* profiles will be written */
   if (mt__opt[MT_OPT_PROF_SIGNAL] > 0) mt__os_on_signal((int)mt__opt[MT_OPT_PROF_SIGNAL], mt_on_signal);
   if (mt__opt[MT_OPT_PROF_LIMIT] > 0) { /* the cgroup's memory limit, else MEMTALLY_MEMLIMIT */
     mt_limit_bytes = mt__os_cgroup_memory_limit();
@@ -409,6 +420,7 @@ int mt_prof_dump(const char *path) {
     errno = ENOTSUP;
     return -1;
   }
+  mt__profile_load_zlib();
   return mt_write_profile(path, false, "dump", NULL);
 }
 

@@ -12,6 +12,8 @@
 /* From the library constructor: sampling starts; the MEMTALLY_PROF_SIGNAL handler and
  * the helper thread, when MEMTALLY_PROF_OUT is set. */
 MT_HIDDEN void mt__profile_start(void);
+/* Load zlib for the profiles (unsampled): where a program could call dlopen itself. */
+MT_HIDDEN void mt__profile_load_zlib(void);
 /* The allocator's bookkeeping hook (mt__alloc_set_tick): starts the helper
  * after fork, and at a new high-water mark of bytes in use takes the peak's
  * snapshot for the helper to write. Never writes a file itself. */

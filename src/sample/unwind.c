@@ -21,11 +21,13 @@ static uintptr_t mt_self_lo, mt_self_hi;
 
 /* The executable range of the object memtally is in, unless that is the
  * program itself (linked statically: no range to skip, keep every frame). */
-static void mt_find_self(void) {
+static bool mt_find_self(void) {
   mt_os_object o;
-  if (mt__os_object_of((const void *)(uintptr_t)&mt__prof_init, &o) != 0 || o.is_main) return;
+  if (mt__os_object_of((const void *)(uintptr_t)&mt__prof_init, &o) != 0) return false; /* the loader is busy */
+  if (o.is_main) return true;
   mt_self_lo = o.lo;
   mt_self_hi = o.hi;
+  return true;
 }
 
 static bool mt_in_self(uintptr_t ip) { return ip >= mt_self_lo && ip < mt_self_hi; }
@@ -129,9 +131,9 @@ int mt__prof_capture(uintptr_t *pcs, uintptr_t ip0, uintptr_t sp0, mt_stack_cach
                      bool labelled, uint64_t gen, uint32_t *stack, mt_stack_cache_entry **remember) {
   *remember = NULL;
   if (!atomic_load_explicit(&mt_self_known, memory_order_acquire)) {
-    /* at the first sample, not at start-up: the loader may still be busy then */
-    mt_find_self();
-    atomic_store_explicit(&mt_self_known, 1, memory_order_release);
+    /* at the first sample, not at start-up: the loader may still be busy
+     * then (a sample inside the loader tries again at the next one) */
+    if (mt_find_self()) atomic_store_explicit(&mt_self_known, 1, memory_order_release);
   }
   uintptr_t cfa[MT_PROF_MAX_FRAMES];
   struct mt_unwind u; /* field by field: the self arrays are written before they are read */

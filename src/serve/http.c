@@ -278,6 +278,7 @@ void mt__serve_start(void) {
   }
   memcpy(host, spec, hl);
   host[hl] = 0;
+  mt__profile_load_zlib(); /* the profiles it serves are compressed */
   int bound = 0;
   int fd = mt__os_listen(host, (int)port, &bound);
   char msg[256];

@@ -10,6 +10,8 @@
 
 #include <zlib.h>
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "../os/os.h"
@@ -140,14 +142,55 @@ static void mt_z_free(voidpf opaque, voidpf address) {
   mt__os_unreserve(p, n);
 }
 
+/* zlib is not linked but loaded the first time a profile is to be written
+ * (mt__gzip_load): a process that never writes one does not map it (84 KiB
+ * of resident memory for every program under LD_PRELOAD otherwise). */
+typedef int mt_z_init_fn(z_streamp, int, int, int, int, int, const char *, int);
+typedef uLong mt_z_bound_fn(z_streamp, uLong);
+typedef int mt_z_deflate_fn(z_streamp, int);
+typedef int mt_z_end_fn(z_streamp);
+static struct {
+  mt_z_init_fn *init;
+  mt_z_bound_fn *bound;
+  mt_z_deflate_fn *deflate;
+  mt_z_end_fn *end;
+} mt_z;
+static _Atomic int mt_z_state; /* 0: not tried, 1: loading, 2: loaded, 3: not there */
+
+/* A program that links zlib itself (statically, or loaded before memtally
+ * asks) provides these; otherwise they are NULL and zlib is loaded. */
+#pragma weak deflateInit2_
+#pragma weak deflateBound
+#pragma weak deflate
+#pragma weak deflateEnd
+
+void mt__gzip_load(void) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&mt_z_state, &expected, 1)) return;
+  if (deflateInit2_ != NULL && deflateBound != NULL && deflate != NULL && deflateEnd != NULL) {
+    mt_z.init = deflateInit2_, mt_z.bound = deflateBound, mt_z.deflate = deflate, mt_z.end = deflateEnd;
+  } else {
+    void *lib = mt__os_library("libz.so.1");
+    mt_z.init = (mt_z_init_fn *)(uintptr_t)mt__os_library_symbol(lib, "deflateInit2_");
+    mt_z.bound = (mt_z_bound_fn *)(uintptr_t)mt__os_library_symbol(lib, "deflateBound");
+    mt_z.deflate = (mt_z_deflate_fn *)(uintptr_t)mt__os_library_symbol(lib, "deflate");
+    mt_z.end = (mt_z_end_fn *)(uintptr_t)mt__os_library_symbol(lib, "deflateEnd");
+  }
+  bool all = mt_z.init && mt_z.bound && mt_z.deflate && mt_z.end;
+  atomic_store_explicit(&mt_z_state, all ? 2 : 3, memory_order_release);
+}
+
 int mt__gzip_deflate(mt_buf *out, const uint8_t *data, size_t len, int level) {
+  if (atomic_load_explicit(&mt_z_state, memory_order_acquire) != 2) return -1;
   z_stream z;
   memset(&z, 0, sizeof z);
   z.zalloc = mt_z_alloc;
   z.zfree = mt_z_free;
-  if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16 /* a gzip wrapper */, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
+  if (mt_z.init(&z, level, Z_DEFLATED, 15 + 16 /* a gzip wrapper */, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                (int)sizeof(z_stream)) != Z_OK)
+    return -1;
   size_t start = out->len;
-  size_t bound = deflateBound(&z, (uLong)len);
+  size_t bound = mt_z.bound(&z, (uLong)len);
   uint8_t *dst = mt__buf_reserve(out, bound);
   int rc = -1;
   if (dst != NULL && len <= UINT32_MAX && bound <= UINT32_MAX) {
@@ -155,12 +198,12 @@ int mt__gzip_deflate(mt_buf *out, const uint8_t *data, size_t len, int level) {
     z.avail_in = (uInt)len;
     z.next_out = dst;
     z.avail_out = (uInt)bound;
-    if (deflate(&z, Z_FINISH) == Z_STREAM_END) {
+    if (mt_z.deflate(&z, Z_FINISH) == Z_STREAM_END) {
       out->len = start + (size_t)z.total_out;
       rc = 0;
     }
   }
-  deflateEnd(&z);
+  mt_z.end(&z);
   return rc;
 }
 

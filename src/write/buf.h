@@ -28,9 +28,14 @@ MT_HIDDEN void mt__pb_packed(mt_buf *b, unsigned field, const uint64_t *v, size_
 
 /* Wrap data in a gzip container (deflate stored blocks) appended to out. */
 MT_HIDDEN void mt__gzip_stored(mt_buf *out, const uint8_t *data, size_t len);
+/* Load zlib for mt__gzip_deflate, once. It calls the loader: only where the
+ * program could call dlopen itself (the constructor, the helper thread, a
+ * public entry point), never inside the allocator or under a lock of ours. */
+MT_HIDDEN void mt__gzip_load(void);
 /* Compress data with zlib at level (1: fast, as Go's runtime/pprof writes
  * its profiles) into a gzip member appended to out; zlib's memory is mapped
- * for the purpose. 0, or -1 (out unchanged in length: fall back to stored). */
+ * for the purpose. 0, or -1 (zlib not loaded, or no memory; out unchanged
+ * in length: fall back to stored). */
 MT_HIDDEN int mt__gzip_deflate(mt_buf *out, const uint8_t *data, size_t len, int level);
 
 #endif
