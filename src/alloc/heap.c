@@ -108,7 +108,7 @@ mt_heap *mt__heap_for_thread(void) {
   if (heap == NULL) return NULL;
   mt_heap_reset(heap);
   mt__segment_reserve_fill(); /* while there is address space: see mt_seg_reserve */
-  if (heap->sample.cache != NULL) memset(heap->sample.cache, 0, sizeof *heap->sample.cache); /* another thread's stack */
+  if (heap->sample.cache != NULL) mt__prof_cache_clear(heap->sample.cache); /* another thread's stacks */
   mt_assert(!heap->alive && heap->segments == NULL);
   heap->tid = mt__os_thread_id();
   heap->alive = 1;

@@ -65,6 +65,12 @@ static _Atomic int mt_self_known;
 
 mt_stack_cache *mt__prof_cache_new(void) { return mt__os_reserve(sizeof(mt_stack_cache)); }
 
+void mt__prof_cache_clear(mt_stack_cache *cache) {
+  for (uint32_t i = 0; i < MT_STACK_CACHE; i++) cache->e[i].ip0 = 0, cache->e[i].n = 0;
+  for (uint32_t i = 0; i < MT_SELF_PATHS; i++) cache->self[i].ip0 = 0;
+  cache->victim = 0;
+}
+
 /* The cached stack still stands when each recorded return address is still
  * in the stack slot it was read from. Only slots between the caller's stack
  * pointer and a few MiB above it are read, all within the live stack. */
