@@ -133,6 +133,18 @@ static void mt_self_path_learn(mt_self_path *p, const struct mt_unwind *u, uintp
   p->ip0 = ip0;
 }
 
+/* The remembered path for ip0: two slots may hold it, so the call sites of
+ * one hook (free's, for each kind of block) do not evict each other when
+ * their addresses share a slot (they did in one load layout: every other
+ * sampled free unwound in full). Else the slot to learn it in. */
+static mt_self_path *mt_self_path_slot(mt_stack_cache *cache, uintptr_t ip0) {
+  unsigned h = (unsigned)((ip0 * 0x9e3779b97f4a7c15ULL) >> (64 - MT_SELF_PATHS_BITS));
+  mt_self_path *a = &cache->self[h], *b = &cache->self[h ^ 1];
+  if (a->ip0 == ip0) return a;
+  if (b->ip0 == ip0) return b;
+  return a->ip0 == 0 || b->ip0 != 0 ? a : b;
+}
+
 int mt__prof_capture(uintptr_t *pcs, uintptr_t ip0, uintptr_t sp0, mt_stack_cache *cache, uint64_t tid,
                      bool labelled, uint64_t gen, uint32_t *stack, mt_stack_cache_entry **remember) {
   *remember = NULL;
@@ -152,7 +164,7 @@ int mt__prof_capture(uintptr_t *pcs, uintptr_t ip0, uintptr_t sp0, mt_stack_cach
   mt_self_path *path = NULL; /* the hook was called from inside memtally at ip0 */
   uintptr_t self_ip0 = ip0, self_sp0 = sp0;
   if (cache != NULL && ip0 != 0 && mt_self_hi != 0 && mt_in_self(ip0)) {
-    path = &cache->self[(ip0 * 0x9e3779b97f4a7c15ULL) >> (64 - MT_SELF_PATHS_BITS)];
+    path = mt_self_path_slot(cache, ip0);
     ip0 = mt_self_path_follow(path, ip0, sp0, &sp0); /* 0: unwind in full, then learn */
     if (ip0 == 0) u.cfa = cfa;
   }
