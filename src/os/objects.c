@@ -211,13 +211,18 @@ void mt__os_unmap_file(const void *p, size_t size) {
   if (p != NULL) munmap((void *)p, size);
 }
 
-/* Weak: a program linked statically gets no loader with memtally (nor the
- * linker's warning about one); it has what it linked, or nothing. */
-#pragma weak dlopen
-#pragma weak dlsym
-
-void *mt__os_library(const char *name) { return dlopen != NULL ? dlopen(name, RTLD_NOW | RTLD_LOCAL) : NULL; }
+#ifdef MT_NO_LOADER /* the static archive: see CMakeLists.txt */
+void *mt__os_library(const char *name) {
+  (void)name;
+  return NULL;
+}
 
 void *mt__os_library_symbol(void *lib, const char *name) {
-  return lib != NULL && dlsym != NULL ? dlsym(lib, name) : NULL;
+  (void)lib, (void)name;
+  return NULL;
 }
+#else
+void *mt__os_library(const char *name) { return dlopen(name, RTLD_NOW | RTLD_LOCAL); }
+
+void *mt__os_library_symbol(void *lib, const char *name) { return lib != NULL ? dlsym(lib, name) : NULL; }
+#endif

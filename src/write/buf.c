@@ -157,17 +157,24 @@ static struct {
 } mt_z;
 static _Atomic int mt_z_state; /* 0: not tried, 1: loading, 2: loaded, 3: not there */
 
-/* A program that links zlib itself (statically, or loaded before memtally
- * asks) provides these; otherwise they are NULL and zlib is loaded. */
+/* A program that links zlib itself provides these; otherwise they are NULL
+ * and zlib is loaded. The static archive links them (MT_NO_LOADER). */
+#ifndef MT_NO_LOADER
 #pragma weak deflateInit2_
 #pragma weak deflateBound
 #pragma weak deflate
 #pragma weak deflateEnd
+#endif
 
 void mt__gzip_load(void) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&mt_z_state, &expected, 1)) return;
-  if (deflateInit2_ != NULL && deflateBound != NULL && deflate != NULL && deflateEnd != NULL) {
+#ifdef MT_NO_LOADER
+  bool linked = true;
+#else
+  bool linked = deflateInit2_ != NULL && deflateBound != NULL && deflate != NULL && deflateEnd != NULL;
+#endif
+  if (linked) {
     mt_z.init = deflateInit2_, mt_z.bound = deflateBound, mt_z.deflate = deflate, mt_z.end = deflateEnd;
   } else {
     void *lib = mt__os_library("libz.so.1");
