@@ -157,6 +157,7 @@ typedef struct mt_heap {
   mt_page_queue full[2][MT_CLASS_COUNT];  /* [sampled][class] pages with no free block at last look */
   mt_segment *segments;               /* segments owned by this heap */
   size_t segment_count;
+  uint32_t segment_waits;             /* ms waited for a first segment (mt_segment_fresh) */
   uint64_t last_maintenance_ms;
   uint64_t tid;                       /* kernel thread id of the owner */
   int alive;                          /* 1 while a thread owns it */

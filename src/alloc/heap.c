@@ -83,6 +83,7 @@ static void mt_heap_reset(mt_heap *heap) {
   memset(heap->full, 0, sizeof heap->full);
   heap->segments = NULL;
   heap->segment_count = 0;
+  heap->segment_waits = 0;
   atomic_store_explicit(&heap->remote_pending[0], 0, memory_order_relaxed);
   atomic_store_explicit(&heap->remote_pending[1], 0, memory_order_relaxed);
   mt__countdown_reset(heap);

@@ -207,11 +207,14 @@ static mt_segment *mt_segment_get(void) {
  * threads keep filling with large blocks (and emptying), it waits a little
  * for space to come back rather than fail at once, so its first small
  * requests are not refused for as long as the others keep the space busy.
- * A heap that has a segment already fails at once. */
-#define MT_FIRST_SEGMENT_WAITS 10 /* of a millisecond each */
+ * The waits are budgeted per heap, so a process whose memory is refused
+ * for good sees its requests fail at once after the first 50 ms. A heap
+ * that has a segment already never waits. */
+#define MT_FIRST_SEGMENT_WAIT_MS 50
 static mt_segment *mt_segment_fresh(mt_heap *heap) {
   mt_segment *seg = mt_segment_get();
-  for (int i = 0; seg == NULL && heap->segment_count == 0 && i < MT_FIRST_SEGMENT_WAITS; i++) {
+  while (seg == NULL && heap->segment_count == 0 && heap->segment_waits < MT_FIRST_SEGMENT_WAIT_MS) {
+    heap->segment_waits++;
     mt__os_sleep_ms(1);
     seg = mt_segment_get();
   }
