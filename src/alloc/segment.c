@@ -300,12 +300,12 @@ int mt__segment_span_extend(mt_segment *seg, mt_page *page, unsigned slots) {
   return 0;
 }
 
-/* A span of `slots` slots: from the heap's own segments, then from a few
- * adopted ones, then from an empty segment. Adoption is bounded: segments
+/* A span of `slots` slots: from the heap's own segments, then from one
+ * adopted segment, then from an empty one. Adoption is bounded: segments
  * whose slots are all in use would otherwise be adopted one after another
  * without yielding a span (that once ended in a NULL after 64 of them,
  * under thread churn). An empty segment always has room for any span. */
-#define MT_ADOPT_FOR_SPAN 4
+#define MT_ADOPT_FOR_SPAN 1
 mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots, bool clean) {
   for (mt_segment *seg = heap->segments; seg != NULL; seg = seg->next) {
     mt_page *page = mt_segment_try(seg, slots, clean);
