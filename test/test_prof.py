@@ -207,6 +207,27 @@ elif CASE == "write_cost":
     both = cost("1")
     check(both is not None and total is not None and both - total <= 30_000_000,
           f"the lifetimes profile took {both - total if both and total else None} more (bound 30,000,000)")
+elif CASE == "sample_cost":
+    # the blocks of 256 KiB - 4 MiB are nearly all sampled, allocated and freed from one site each:
+    # after the first few, each sample's stack (and each free's) comes from the thread's stack
+    # cache, about 600 instructions, not a full unwind of some 15,000 (two of free's call sites
+    # once evicted each other's remembered path, where the library happened to load, and every
+    # other free unwound in full). The program does nothing else: x1.75 is the cached cost, a
+    # full unwind at each free would be about x6.
+    def run_cost(extra):
+        env = dict(os.environ, **extra)
+        env.pop("LD_PRELOAD", None)
+        out = os.path.join(work, "cg.large." + str(len(extra)))
+        p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, TARGET, "large"],
+                           env=env, capture_output=True, text=True, timeout=600)
+        check(p.returncode == 0 and "large done" in p.stdout, f"large under callgrind: {p.returncode}")
+        for line in open(out):
+            if line.startswith("totals:") or line.startswith("summary:"):
+                return int(line.split()[1])
+        return None
+    off, on = run_cost({"MEMTALLY_PROF": "0"}), run_cost({})
+    check(off and on and on <= 2.5 * off, f"profiled {on} instructions against {off} unprofiled (bound x2.5)")
+    print(f"large blocks: {on} instructions profiled, {off} without (x{on / off:.3f})" if off and on else "")
 elif CASE == "limit":
     # before the OOM killer: a share of MEMTALLY_MEMLIMIT (no cgroup needed) ...
     def limit_files():

@@ -276,6 +276,21 @@ int main(int argc, char **argv) {
     printf("limit done\n");
     return 0;
   }
+  if (strcmp(mode, "large") == 0) { /* 2,000 blocks of 256 KiB - 4 MiB, 8 live: nearly all sampled */
+    void *slot[8] = {0};
+    unsigned long long rng = 5;
+    for (int k = 0; k < 2000; k++) {
+      int i = k % 8;
+      free(slot[i]);
+      rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+      size_t n = (256u << 10) + (size_t)((rng >> 33) % (15u << 18));
+      slot[i] = malloc(n);
+      ((volatile char *)slot[i])[0] = 1;
+    }
+    for (int i = 0; i < 8; i++) free(slot[i]);
+    printf("large done\n");
+    return 0;
+  }
   if (strcmp(mode, "stacks") == 0) { /* 1,024 distinct stacks, each allocating a few times */
     for (int r = 0; r < 3; r++)
       for (unsigned path = 0; path < 1024; path++) path_a(10, path);
