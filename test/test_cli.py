@@ -17,13 +17,7 @@ CASE, BUILD = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOL = os.path.join(BUILD, "memtally")
 work = tempfile.mkdtemp(prefix="mtcli")
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
+from pycheck import check, failures  # noqa: E402
 
 
 def tool(*args, expect=0, env=None, timeout=120):

@@ -23,14 +23,8 @@ import urllib.request
 BINDIR = sys.argv[1]
 TARGET = os.path.join(BINDIR, "prof_target")
 work = tempfile.mkdtemp(prefix="mthttp")
-failures = []
+from pycheck import check, failures  # noqa: E402
 started = []  # processes this test started: ended by their own handle
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
 
 
 def start_target(mode, extra=None):

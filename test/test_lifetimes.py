@@ -25,13 +25,7 @@ TOOL = os.path.join(BINDIR, "memtally")
 LIB = os.path.join(BINDIR, "libmemtally.so")
 TARGET = os.path.join(BINDIR, "test", "lifetimes")
 work = tempfile.mkdtemp(prefix="mtlife")
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
+from pycheck import check, failures  # noqa: E402
 
 
 def run(rate=None, scale="1", extra=None, how=None):

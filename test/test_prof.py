@@ -19,13 +19,7 @@ CASE, BINDIR = sys.argv[1], sys.argv[2]
 TARGET = os.path.join(BINDIR, "prof_target")
 work = tempfile.mkdtemp(prefix="mtprof")
 prefix = os.path.join(work, "prof")
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
+from pycheck import check, failures  # noqa: E402
 
 
 def run(mode, env_extra, *args, expect=0):

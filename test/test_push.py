@@ -29,15 +29,9 @@ TARGET = os.path.join(BINDIR, "test", "prof_target")
 NPM_DIR = os.path.join(BINDIR, "npm-pprof-format")
 MODULES = os.path.join(NPM_DIR, "node_modules")
 work = tempfile.mkdtemp(prefix="mtpush")
-failures = []
+from pycheck import check, failures  # noqa: E402
 started = []
 TYPES = ["alloc_objects", "alloc_space", "inuse_objects", "inuse_space", "alloc_held_space", "inuse_held_space"]
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
 
 
 def sha(path):

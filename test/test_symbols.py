@@ -28,13 +28,7 @@ SRC = os.path.join(HERE, "programs", "symbols")
 TOOL = os.path.join(BINDIR, "memtally")
 LIB = os.path.join(BINDIR, "libmemtally.so")
 work = tempfile.mkdtemp(prefix="mtsym")
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
+from pycheck import check, failures  # noqa: E402
 
 
 def sh(*cmd, **kw):
