@@ -140,8 +140,9 @@ static int child(const char *mode) {
         return 1;
       }
     }
-  } else if (strcmp(mode, "double-free-aba") == 0 || strcmp(mode, "double-free-aba-medium") == 0) {
-    size_t n = mode[15] ? 5000 : 48;
+  } else if (strcmp(mode, "double-free-aba") == 0 || strcmp(mode, "double-free-aba-medium") == 0 ||
+             strcmp(mode, "double-free-aba-big") == 0) {
+    size_t n = strcmp(mode, "double-free-aba-big") == 0 ? 20000 : mode[15] ? 5000 : 48;
     char *a = malloc(n), *b = malloc(n);
     free(a);
     free(b);
@@ -319,6 +320,8 @@ int main(int argc, char **argv) {
   expect_abort(self, "double-free-aba", "double free at 0x");
   expect_abort(self, "double-free-aba-medium", "double free at 0x");
   expect_abort_env(self, "double-free-aba", "double free at 0x", "MEMTALLY_PROF_RATE=1"); /* sampled blocks */
+  expect_abort(self, "double-free-aba-big", "double free at 0x");
+  expect_abort_env(self, "double-free-aba-big", "double free at 0x", "MEMTALLY_PROF_RATE=1"); /* kept in place */
   expect_abort(self, "double-free-exited", "double free at 0x");
   expect_abort(self, "double-free-remote-then-owner", "double free at 0x");
   expect_abort(self, "realloc-freed", "realloc of a freed block");

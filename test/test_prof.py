@@ -312,6 +312,21 @@ elif CASE == "exact":
                   f"alloc_held_space {sums[4]} is the statistics' bytes allocated {st['bytes_allocated']}")
             check(abs(sums[5] - st["bytes_in_use"]) <= slack,
                   f"inuse_held_space {sums[5]} is the statistics' bytes in use {st['bytes_in_use']}")
+elif CASE == "handoff":
+    # every block sampled (rate 1): blocks of 8 KiB and up stay on their pages, freed by the
+    # owner and by another thread; the exit profile must hold exactly the third that was kept
+    p = run("handoff", {"MEMTALLY_PROF_RATE": "1"})
+    m = re.search(r"handoff kept (\d+) (\d+)", p.stdout)
+    check(m is not None, "handoff ran")
+    path = one("prof.*.exit.pb.gz")
+    if m and path:
+        got, _ = read_raw(path)
+        g = got.get("site_handoff", [0, 0, 0, 0])
+        sizes = [8192, 12000, 16384, 40000, 65536, 100000, 100]
+        total = sum(sizes[i % len(sizes)] for i in range(3000))
+        check(g[0] == 3000 and g[1] == total, f"site_handoff allocated: {g[:2]} (want 3000, {total})")
+        check(g[2] == int(m.group(1)) and g[3] == int(m.group(2)),
+              f"site_handoff in use: {g[2:]} (want {m.group(1)}, {m.group(2)})")
 elif CASE == "callers":
     callers({}, 2.0, 0.10)
     clear_profiles()

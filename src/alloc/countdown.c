@@ -80,7 +80,12 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
     heap->sample.left = mt__prof_next_interval(&heap->sample.rng);
     heap->sample.busy = 1;
     size_t counted = page != NULL ? page->block_size : 0;
-    if (page != NULL && page->cls < MT_NCLASSES && !page->sampled) {
+    if (page != NULL && page->cls < MT_NCLASSES && !page->sampled && page->block_size >= MT_SAMPLE_IN_PLACE) {
+      /* stays in place: its page (this heap's) now sends frees to the lookup */
+      atomic_fetch_add_explicit(&page->samples_here, 1, memory_order_relaxed);
+      uintptr_t tag = mt_load(&page->owner_tag);
+      if (!(tag & MT_TAG_SAMPLED)) mt_store(&page->owner_tag, tag | MT_TAG_SAMPLED);
+    } else if (page != NULL && page->cls < MT_NCLASSES && !page->sampled) {
       /* Give the block back (its link is intact) and take one from a page
        * of samples; the class counters stay as they were. */
       mt_block *b = block;

@@ -132,7 +132,7 @@ static void mt_page_extend(mt_page *page) {
   uint32_t bsize = page->block_size;
   /* about one OS page of small blocks, and at least a few large ones */
   uint32_t count = MT_EXTEND_BYTES / bsize;
-  if (count < MT_EXTEND_MIN) count = MT_EXTEND_MIN;
+  if (count < MT_EXTEND_MIN) count = page->sampled ? 1 : MT_EXTEND_MIN; /* samples come one at a time */
   mt_assert(page->capacity < page->reserved && page->free == NULL);
   uint32_t left = (uint32_t)(page->reserved - page->capacity);
   if (count > left) count = left;
@@ -181,6 +181,7 @@ static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bs
   page->aligned = 0;
   page->aligned_off = 0;
   page->sampled = (uint8_t)sampled;
+  atomic_store_explicit(&page->samples_here, 0, memory_order_relaxed);
   atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
   page->in_full = 0;
   mt_store(&page->heap, heap);

@@ -154,7 +154,7 @@ MT_HIDDEN void mt__prof_cache_clear(mt_stack_cache *cache);
 /* A block from a sampled page (or a huge block) is being freed: its
  * lifetime and the stack that frees it are recorded (cache: the freeing
  * thread's stack cache, or NULL). */
-MT_HIDDEN void mt__prof_on_free(void *block, mt_stack_cache *cache);
+MT_HIDDEN int mt__prof_on_free(void *block, mt_stack_cache *cache);
 /* Add the lifetime table and the sampled blocks still in use to snap
  * (taken by mt__prof_snapshot). -1: no memory. */
 MT_HIDDEN int mt__prof_snapshot_lifetimes(mt_prof_snapshot *snap);

@@ -62,7 +62,7 @@ static uint64_t mt_prof_start_ns, mt_window_start_ns;
 
 /* live sampled blocks: open addressing, address -> stack and weights */
 typedef struct mt_live {
-  uintptr_t addr;                  /* 0 empty, 1 deleted */
+  uintptr_t addr;                  /* 0: empty */
   uint32_t stack;
   uint32_t block;                  /* its block's size (held bytes: objects x block) */
   int64_t objects, bytes;          /* the weights it added to its stack's live figures */
@@ -79,7 +79,7 @@ typedef struct mt_live {
 #define MT_LIVE_FIRST_CAP 32
 typedef struct mt_live_shard {
   _Atomic int lock;
-  size_t cap, used, dead;
+  size_t cap, used;
   mt_live *tab;
 } __attribute__((aligned(64))) mt_live_shard;
 static mt_live_shard mt_live_shards[MT_LIVE_SHARDS];
@@ -289,11 +289,10 @@ static int mt_live_grow(mt_live_shard *sh) {
     return 0;
   }
   size_t cap = sh->cap * 2;
-  if (sh->dead > sh->used / 2) cap = sh->cap; /* just clean */
   mt_live *tab = mt__os_reserve(sizeof(mt_live) * cap);
   if (tab == NULL) return -1;
   for (size_t i = 0; i < sh->cap; i++) {
-    if (sh->tab[i].addr <= 1) continue;
+    if (sh->tab[i].addr == 0) continue;
     for (size_t j = mt_live_first(mt_live_hash(sh->tab[i].addr), cap);; j = (j + 1) & (cap - 1)) {
       if (tab[j].addr == 0) {
         tab[j] = sh->tab[i];
@@ -304,8 +303,6 @@ static int mt_live_grow(mt_live_shard *sh) {
   if (sh->tab != mt_live_first_tabs[sh - mt_live_shards]) mt__os_unreserve(sh->tab, sizeof(mt_live) * sh->cap);
   sh->tab = tab;
   sh->cap = cap;
-  sh->used -= sh->dead;
-  sh->dead = 0;
   return 0;
 }
 
@@ -321,15 +318,35 @@ static int mt_live_put(uintptr_t addr, uint32_t stack, uint32_t block, int64_t o
   }
   size_t mask = sh->cap - 1;
   for (size_t j = mt_live_first(h, sh->cap);; j = (j + 1) & mask) {
-    if (sh->tab[j].addr <= 1) {
-      if (sh->tab[j].addr == 1) sh->dead--;
-      else sh->used++;
+    if (sh->tab[j].addr == 0) {
+      sh->used++;
       sh->tab[j] = (mt_live){addr, stack, block, objects, bytes, born_ns};
       break;
     }
   }
   mt_spin_unlock(&sh->lock);
   return 0;
+}
+
+/* Empties slot i of a shard's table and moves later entries of its probe
+ * run back into the gap, so the table never holds deletion marks. Marks
+ * piled up where sampled blocks sit at ever new addresses, and each cleaning
+ * copied the table into a fresh mapping: 900 page faults in one run of
+ * rptest-2t. Caller holds the shard's lock. */
+static void mt_live_remove_at(mt_live_shard *sh, size_t i) {
+  size_t mask = sh->cap - 1;
+  for (size_t k = i;;) {
+    k = (k + 1) & mask;
+    if (sh->tab[k].addr == 0) break;
+    size_t home = mt_live_first(mt_live_hash(sh->tab[k].addr), sh->cap);
+    /* the entry at k may fill the gap at i unless its home lies in (i, k] */
+    bool stays = i <= k ? (home > i && home <= k) : (home > i || home <= k);
+    if (stays) continue;
+    sh->tab[i] = sh->tab[k];
+    i = k;
+  }
+  sh->tab[i].addr = 0;
+  sh->used--;
 }
 
 /* Removes addr's entry into *out; 0, or -1 when it has none. */
@@ -343,8 +360,7 @@ static int mt_live_take(uintptr_t addr, mt_live *out) {
     for (size_t j = mt_live_first(h, sh->cap);; j = (j + 1) & mask) {
       if (sh->tab[j].addr == addr) {
         *out = sh->tab[j];
-        sh->tab[j].addr = 1;
-        sh->dead++;
+        mt_live_remove_at(sh, j);
         found = 0;
         break;
       }
@@ -409,19 +425,19 @@ found:;
   }
 }
 
-void mt__prof_on_free(void *block, mt_stack_cache *cache) {
+int mt__prof_on_free(void *block, mt_stack_cache *cache) {
   /* called from memtally's free: a return address inside memtally, followed
    * to the program's frame by the path the unwinder remembers for it, and
    * the program's stack looked up in the thread's cache like malloc's */
   uintptr_t ip0 = (uintptr_t)__builtin_return_address(0);
   uintptr_t sp0 = (uintptr_t)__builtin_dwarf_cfa();
   mt_live l;
-  if (mt_live_take((uintptr_t)block, &l) != 0) return;
+  if (mt_live_take((uintptr_t)block, &l) != 0) return 0;
   _Atomic int64_t *fig = mt_stacks[l.stack].fig;
   atomic_fetch_sub_explicit(&fig[MT_LIVE_OBJECTS], l.objects, memory_order_relaxed);
   atomic_fetch_sub_explicit(&fig[MT_LIVE_BYTES], l.bytes, memory_order_relaxed);
   atomic_fetch_sub_explicit(&fig[MT_LIVE_HELD], l.objects * (int64_t)l.block, memory_order_relaxed);
-  if (l.born_ns == 0) return; /* lifetimes off when it was born */
+  if (l.born_ns == 0) return 1; /* lifetimes off when it was born */
   uint64_t now = mt__os_now_ns();
   /* the stack that frees it (memtally's own frames left out), as a stack of the table */
   uintptr_t pcs[MT_PROF_MAX_FRAMES];
@@ -434,6 +450,7 @@ void mt__prof_on_free(void *block, mt_stack_cache *cache) {
   bool other = mt_stacks[l.stack].tid != 0 && mt_stacks[l.stack].tid != mt__os_thread_id();
   mt__life_add(l.stack, fs < 0 ? MT_LIFE_ANY_FREE : (uint32_t)fs, now > l.born_ns ? now - l.born_ns : 0, other,
                (double)l.objects / MT_FIX, (double)l.bytes / MT_FIX);
+  return 1;
 }
 
 /* At _exit, which may run in a signal handler that interrupted a thread
@@ -487,7 +504,7 @@ int mt__prof_snapshot_lifetimes(mt_prof_snapshot *snap) {
     }
     for (size_t j = 0; j < sh->cap && n < cap; j++) {
       const mt_live *l = &sh->tab[j];
-      if (l->addr <= 1 || l->born_ns == 0) continue;
+      if (l->addr == 0 || l->born_ns == 0) continue;
       uint64_t age = now > l->born_ns ? now - l->born_ns : 0;
       double obj = (double)l->objects / MT_FIX;
       out[n++] = (mt_prof_life){l->stack, MT_LIFE_IN_USE, (uint16_t)mt__life_bucket(age), 0,
@@ -574,7 +591,7 @@ void mt__prof_reset(void) {
     } else if (sh->tab) {
       memset(sh->tab, 0, sizeof(mt_live) * sh->cap);
     }
-    sh->used = sh->dead = 0;
+    sh->used = 0;
     mt_store(&sh->lock, 0);
   }
   mt_stack_index *ix = atomic_load_explicit(&mt_index, memory_order_relaxed);

@@ -9,11 +9,14 @@
  *   dump      allocates and calls mt_prof_dump(argv[2])
  *   callers   one allocating helper called in turn by two functions at the same stack depth
  *   entries   sites that allocate through calloc, posix_memalign, aligned_alloc and a growing
- *             realloc, called in turn from one loop (the same stack depth for all) */
+ *             realloc, called in turn from one loop (the same stack depth for all)
+ *   handoff   a thread allocates blocks of 8-100 KiB (samples kept in place on their pages)
+ *             and 100 B; main frees a third while it lives, it frees a third, a third stays */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +57,27 @@ __attribute__((noinline)) void **site_keep_small(long n) { /* n x 256 B, kept */
   for (long i = 0; i < n; i++) v[i] = malloc(256);
   return v;
 }
+/* handoff: one thread allocates, two free, a third is kept (see usage) */
+#define HANDOFF_N 3000
+static const size_t handoff_sizes[] = {8192, 12000, 16384, 40000, 65536, 100000, 100};
+#define HANDOFF_KINDS (sizeof handoff_sizes / sizeof handoff_sizes[0])
+static void *handoff_blocks[HANDOFF_N];
+static pthread_barrier_t handoff_bar;
+__attribute__((noinline)) void site_handoff(void) {
+  for (int i = 0; i < HANDOFF_N; i++) {
+    handoff_blocks[i] = malloc(handoff_sizes[i % HANDOFF_KINDS]);
+    memset(handoff_blocks[i], 1, 64);
+  }
+}
+static void *handoff_worker(void *arg) {
+  (void)arg;
+  site_handoff();
+  pthread_barrier_wait(&handoff_bar); /* main frees i % 3 == 0 while this thread owns the pages */
+  pthread_barrier_wait(&handoff_bar);
+  for (int i = 1; i < HANDOFF_N; i += 3) free(handoff_blocks[i]); /* the owner frees its own */
+  return NULL;
+}
+
 /* 2^depth distinct stacks: at each level one of two functions, chosen by a
  * bit of path (the asm after each call keeps it from being a tail call). */
 __attribute__((noinline)) void path_a(int depth, unsigned path);
@@ -195,6 +219,19 @@ int main(int argc, char **argv) {
       if (strncmp(line, "VmRSS:", 6) == 0) printf("rss %ld\n", atol(line + 6));
     if (f != NULL) fclose(f);
     return 0;
+  }
+  if (strcmp(mode, "handoff") == 0) {
+    pthread_t t;
+    pthread_barrier_init(&handoff_bar, NULL, 2);
+    pthread_create(&t, NULL, handoff_worker, NULL);
+    pthread_barrier_wait(&handoff_bar);
+    for (int i = 0; i < HANDOFF_N; i += 3) free(handoff_blocks[i]);
+    pthread_barrier_wait(&handoff_bar);
+    pthread_join(t, NULL);
+    size_t kept = 0, kept_n = 0;
+    for (int i = 2; i < HANDOFF_N; i += 3) kept += handoff_sizes[i % HANDOFF_KINDS], kept_n++;
+    printf("handoff kept %zu %zu\n", kept_n, kept);
+    return 0; /* the last third stays live in the exit profile */
   }
   if (strcmp(mode, "callers") == 0) {
     long n = (long)(100000 * scale);
