@@ -336,7 +336,7 @@ static int mt_ptr_block(const mt_page *page, const void *p, mt_block **out) {
  * lookup once it holds none (other threads leave the flag to the owner, the
  * only one that adds samples and writes the tag). tag: the owner, flags off. */
 static void mt_free_sample_in_place(mt_page *page, mt_block *b, uintptr_t tag, mt_heap *heap) {
-  if (!mt__prof_on_free(b, mt__heap_sample_cache(heap))) return;
+  if (!mt__prof_on_free(b, mt__heap_sample_cache(heap), heap->tid)) return;
   uint32_t was = atomic_fetch_sub_explicit(&page->samples_here, 1, memory_order_relaxed);
   mt_assert(was >= 1);
   if (was == 1 && tag == (uintptr_t)heap) mt_store(&page->owner_tag, tag | (page->aligned ? MT_TAG_ALIGNED : 0));
@@ -358,7 +358,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
       mt__report("double free", p, MT_CLASS_HUGE);
       goto done;
     }
-    if (hs->pages[0].sampled) mt__prof_on_free(p, mt__heap_sample_cache(mt__tls_heap));
+    if (hs->pages[0].sampled) mt__prof_on_free(p, mt__heap_sample_cache(mt__tls_heap), mt__tls_heap->tid);
     mt__huge_free(mt__tls_heap, hs);
     goto done;
   }
@@ -379,7 +379,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
     mt__report("double free", p, mt_page_report_cls(page));
     goto done;
   }
-  if (page->sampled) mt__prof_on_free(b, mt__heap_sample_cache(heap));
+  if (page->sampled) mt__prof_on_free(b, mt__heap_sample_cache(heap), heap->tid);
   else if (atomic_load_explicit(&page->samples_here, memory_order_relaxed) != 0) mt_free_sample_in_place(page, b, tag, heap);
   if (tag == (uintptr_t)heap) {
     mt_push_local(heap, page, b, mt__free_key);

@@ -296,7 +296,7 @@ void *mt__huge_realloc(mt_heap *heap, mt_segment *seg, size_t size) {
   uint8_t *old = (uint8_t *)seg + seg->huge_offset;
   size_t ps = mt__os_page_size();
   if (seg->pages[0].sampled) { /* the sample ends here; the grown block is not one */
-    mt__prof_on_free(old, mt__heap_sample_cache(heap));
+    mt__prof_on_free(old, mt__heap_sample_cache(heap), heap->tid);
     seg->pages[0].sampled = 0;
   }
   if (size > ((size_t)1 << 46)) {

@@ -151,10 +151,12 @@ MT_HIDDEN mt_stack_cache *mt__prof_cache_new(void);
 /* Forget every stack the cache holds (it passes to another thread): only the
  * keys are cleared, not the 34 KiB of recorded frames. */
 MT_HIDDEN void mt__prof_cache_clear(mt_stack_cache *cache);
-/* A block from a sampled page (or a huge block) is being freed: its
- * lifetime and the stack that frees it are recorded (cache: the freeing
- * thread's stack cache, or NULL). */
-MT_HIDDEN int mt__prof_on_free(void *block, mt_stack_cache *cache);
+/* A block that may be a sample is being freed: if it is one, its lifetime
+ * and the stack that frees it are recorded and 1 returned, else 0 (cache:
+ * the freeing thread's stack cache, or NULL; tid: its kernel thread id from
+ * its heap, 0 if it has none: a system call per sampled free cost
+ * alloc-test-1t 5 % of its time). */
+MT_HIDDEN int mt__prof_on_free(void *block, mt_stack_cache *cache, uint64_t tid);
 /* Add the lifetime table and the sampled blocks still in use to snap
  * (taken by mt__prof_snapshot). -1: no memory. */
 MT_HIDDEN int mt__prof_snapshot_lifetimes(mt_prof_snapshot *snap);

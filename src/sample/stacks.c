@@ -425,7 +425,7 @@ found:;
   }
 }
 
-int mt__prof_on_free(void *block, mt_stack_cache *cache) {
+int mt__prof_on_free(void *block, mt_stack_cache *cache, uint64_t tid) {
   /* called from memtally's free: a return address inside memtally, followed
    * to the program's frame by the path the unwinder remembers for it, and
    * the program's stack looked up in the thread's cache like malloc's */
@@ -447,7 +447,8 @@ int mt__prof_on_free(void *block, mt_stack_cache *cache) {
   int n = mt__prof_capture(pcs, ip0, sp0, cache, 0, false, gen, &known, &e);
   int64_t fs = n < 0 ? (int64_t)known : n > 0 ? mt_stack_intern(pcs, n, 0, "") : -1;
   if (n > 0 && fs >= 0 && e != NULL) mt__prof_remember(e, (uint32_t)fs, 0, gen);
-  bool other = mt_stacks[l.stack].tid != 0 && mt_stacks[l.stack].tid != mt__os_thread_id();
+  if (tid == 0) tid = mt__os_thread_id(); /* a thread without a heap */
+  bool other = mt_stacks[l.stack].tid != 0 && mt_stacks[l.stack].tid != tid;
   mt__life_add(l.stack, fs < 0 ? MT_LIFE_ANY_FREE : (uint32_t)fs, now > l.born_ns ? now - l.born_ns : 0, other,
                (double)l.objects / MT_FIX, (double)l.bytes / MT_FIX);
   return 1;
