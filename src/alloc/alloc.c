@@ -332,14 +332,18 @@ static int mt_ptr_block(const mt_page *page, const void *p, mt_block **out) {
 }
 
 /* A free from a page that keeps samples in place (MT_SAMPLE_IN_PLACE): if b
- * was one, count it gone; the owner's page stops sending frees to the
- * lookup once it holds none (other threads leave the flag to the owner, the
- * only one that adds samples and writes the tag). tag: the owner, flags off. */
+ * is marked as one, the mark goes and the profiler hears of it; the owner's
+ * page stops sending frees to the slow path once none is marked (other
+ * threads leave the tag to the owner, the only one that marks blocks and
+ * writes the tag). tag: the owner, flags off. */
 static void mt_free_sample_in_place(mt_page *page, mt_block *b, uintptr_t tag, mt_heap *heap) {
-  if (!mt__prof_on_free(b, mt__heap_sample_cache(heap), heap->tid)) return;
-  uint32_t was = atomic_fetch_sub_explicit(&page->samples_here, 1, memory_order_relaxed);
-  mt_assert(was >= 1);
-  if (was == 1 && tag == (uintptr_t)heap) mt_store(&page->owner_tag, tag | (page->aligned ? MT_TAG_ALIGNED : 0));
+  uint32_t bit = 1u << mt_page_block_index(page, (uintptr_t)b - (uintptr_t)page->start);
+  if (!(atomic_load_explicit(&page->sample_bits, memory_order_relaxed) & bit)) return;
+  uint32_t was = atomic_fetch_and_explicit(&page->sample_bits, ~bit, memory_order_relaxed);
+  int found = mt__prof_on_free(b, mt__heap_sample_cache(heap), heap->tid);
+  mt_assert(found);
+  (void)found;
+  if (was == bit && tag == (uintptr_t)heap) mt_store(&page->owner_tag, tag | (page->aligned ? MT_TAG_ALIGNED : 0));
 }
 
 static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, uint8_t map) {
@@ -380,7 +384,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
     goto done;
   }
   if (page->sampled) mt__prof_on_free(b, mt__heap_sample_cache(heap), heap->tid);
-  else if (atomic_load_explicit(&page->samples_here, memory_order_relaxed) != 0) mt_free_sample_in_place(page, b, tag, heap);
+  else if (atomic_load_explicit(&page->sample_bits, memory_order_relaxed) != 0) mt_free_sample_in_place(page, b, tag, heap);
   if (tag == (uintptr_t)heap) {
     mt_push_local(heap, page, b, mt__free_key);
     goto done;

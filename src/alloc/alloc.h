@@ -60,8 +60,10 @@
  * page holds few blocks, and a page of samples for it would hold a span of
  * up to 16 slots (8 blocks) for a handful of samples a thread (rptest-2t
  * committed 60 MiB of spans at its peak against 44 without the profiler).
- * Its page carries MT_TAG_SAMPLED while it counts such samples, so frees
- * from it look the block up; smaller samples move to pages of samples. */
+ * Its page marks the block in sample_bits (such pages hold at most 12
+ * blocks) and carries MT_TAG_SAMPLED while any is marked, so frees from it
+ * take the slow path, where only a marked block is looked up. Smaller
+ * samples move to pages of samples. */
 #define MT_SAMPLE_IN_PLACE ((uint32_t)8192)
 
 /* Bit 0 of page->xfree: the page is on its heap's full queue. Keeping it in
@@ -118,7 +120,7 @@ typedef struct mt_page {
   uint32_t span;                 /* bytes of blocks from start: reserved * block_size */
   uint32_t aligned_off;          /* aligned large block: where the pointer handed out is, from start */
   uint32_t capacity;             /* blocks linked into lists so far (lazy) */
-  _Atomic uint32_t samples_here; /* live profiler samples kept in place on this page (MT_SAMPLE_IN_PLACE) */
+  _Atomic uint32_t sample_bits;  /* bit i: block i is a live sample kept in place (MT_SAMPLE_IN_PLACE) */
   _Atomic uintptr_t xfree;       /* blocks freed by other threads, | MT_XFREE_FULL */
   struct mt_heap *_Atomic heap;  /* owner, for remote frees to flag full pages */
   struct mt_page *next, *prev;   /* queue links within the heap */

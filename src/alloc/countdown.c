@@ -81,8 +81,10 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
     heap->sample.busy = 1;
     size_t counted = page != NULL ? page->block_size : 0;
     if (page != NULL && page->cls < MT_NCLASSES && !page->sampled && page->block_size >= MT_SAMPLE_IN_PLACE) {
-      /* stays in place: its page (this heap's) now sends frees to the lookup */
-      atomic_fetch_add_explicit(&page->samples_here, 1, memory_order_relaxed);
+      /* stays in place: marked on its page (this heap's), whose frees now take the slow path */
+      uint64_t i = mt_page_block_index(page, (uintptr_t)block - (uintptr_t)page->start);
+      mt_assert(i < 32);
+      atomic_fetch_or_explicit(&page->sample_bits, 1u << i, memory_order_relaxed);
       uintptr_t tag = mt_load(&page->owner_tag);
       if (!(tag & MT_TAG_SAMPLED)) mt_store(&page->owner_tag, tag | MT_TAG_SAMPLED);
     } else if (page != NULL && page->cls < MT_NCLASSES && !page->sampled) {

@@ -181,7 +181,7 @@ static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bs
   page->aligned = 0;
   page->aligned_off = 0;
   page->sampled = (uint8_t)sampled;
-  atomic_store_explicit(&page->samples_here, 0, memory_order_relaxed);
+  atomic_store_explicit(&page->sample_bits, 0, memory_order_relaxed);
   atomic_store_explicit(&page->xfree, 0, memory_order_relaxed);
   page->in_full = 0;
   mt_store(&page->heap, heap);
