@@ -9,11 +9,11 @@
  * only sampled frees reach it. When it is full, further frees keep their
  * bucket but lose their freeing stack (MT_LIFE_ANY_FREE). */
 #define _GNU_SOURCE
-#include <pthread.h>
 #include <string.h>
 
 #include "../os/os.h"
 #include "sample.h"
+#include "spin.h"
 
 #define MT_LIFE_SLOTS_MIN (1u << 7)  /* slots at first: the table grows with the entries */
 #define MT_LIFE_SLOTS_MAX (1u << 17) /* entries kept at most (power of two) */
@@ -25,7 +25,7 @@ typedef struct mt_life_rec {
   double objects, bytes, total_ns;
 } mt_life_rec;
 
-static pthread_mutex_t mt_life_mutex = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int mt_life_lock; /* spin.h */
 static mt_life_rec *mt_life; /* [mt_life_slots], mapped at the first free */
 static size_t mt_life_used, mt_life_slots;
 
@@ -69,10 +69,10 @@ uint64_t mt__life_bucket_floor(unsigned b) {
 void mt__life_add(uint32_t alloc_stack, uint32_t free_stack, uint64_t lifetime_ns, bool other_thread,
                   double objects, double bytes) {
   unsigned b = mt__life_bucket(lifetime_ns);
-  pthread_mutex_lock(&mt_life_mutex);
+  mt_spin_lock(&mt_life_lock);
   if ((mt_life_used + 1) * 4 > mt_life_slots * 3) mt_life_grow(); /* at the maximum: kept at 3/4 full */
   if (mt_life == NULL) {
-    pthread_mutex_unlock(&mt_life_mutex);
+    mt_spin_unlock(&mt_life_lock);
     return;
   }
   size_t mask = mt_life_slots - 1;
@@ -90,21 +90,21 @@ void mt__life_add(uint32_t alloc_stack, uint32_t free_stack, uint64_t lifetime_n
         r->objects += objects;
         r->bytes += bytes;
         r->total_ns += objects * (double)lifetime_ns;
-        pthread_mutex_unlock(&mt_life_mutex);
+        mt_spin_unlock(&mt_life_lock);
         return;
       }
     }
     free_stack = MT_LIFE_ANY_FREE;
   }
-  pthread_mutex_unlock(&mt_life_mutex);
+  mt_spin_unlock(&mt_life_lock);
 }
 
 int mt__life_copy(mt_prof_life *out, size_t cap, size_t *n, bool nowait) {
   *n = 0;
   if (nowait) {
-    if (pthread_mutex_trylock(&mt_life_mutex) != 0) return -1;
+    if (!mt_spin_trylock(&mt_life_lock)) return -1;
   } else {
-    pthread_mutex_lock(&mt_life_mutex);
+    mt_spin_lock(&mt_life_lock);
   }
   for (size_t j = 0; mt_life != NULL && j < mt_life_slots && *n < cap; j++) {
     const mt_life_rec *r = &mt_life[j];
@@ -112,19 +112,19 @@ int mt__life_copy(mt_prof_life *out, size_t cap, size_t *n, bool nowait) {
     out[(*n)++] = (mt_prof_life){r->alloc_stack, r->free_stack - 1, r->bucket, r->other_thread,
                                  r->objects, r->bytes, r->total_ns};
   }
-  pthread_mutex_unlock(&mt_life_mutex);
+  mt_spin_unlock(&mt_life_lock);
   return 0;
 }
 
 size_t mt__life_count(void) {
-  pthread_mutex_lock(&mt_life_mutex);
+  mt_spin_lock(&mt_life_lock);
   size_t n = mt_life_used;
-  pthread_mutex_unlock(&mt_life_mutex);
+  mt_spin_unlock(&mt_life_lock);
   return n;
 }
 
 void mt__life_reset(void) {
-  mt__os_mutex_reclaim(&mt_life_mutex);
+  atomic_store_explicit(&mt_life_lock, 0, memory_order_relaxed); /* the fork child's own */
   if (mt_life != NULL) memset(mt_life, 0, sizeof(mt_life_rec) * mt_life_slots);
   mt_life_used = 0;
 }

@@ -21,6 +21,7 @@
 #include "../options/options.h"
 #include "../os/os.h"
 #include "sample.h"
+#include "spin.h"
 
 _Atomic int mt__prof_on;
 static int mt_prof_ready; /* tables mapped and MEMTALLY_PROF on: sampling may start */
@@ -85,34 +86,6 @@ typedef struct mt_live_shard {
 static mt_live_shard mt_live_shards[MT_LIVE_SHARDS];
 static mt_live mt_live_first_tabs[MT_LIVE_SHARDS][MT_LIVE_FIRST_CAP];
 
-static inline void mt_cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
-static void mt_spin_lock(_Atomic int *l) {
-  for (int spins = 0; atomic_exchange_explicit(l, 1, memory_order_acquire);) {
-    while (mt_load(l)) {
-      if (++spins < 64) mt_cpu_relax();
-      else sched_yield();
-    }
-  }
-}
-
-static void mt_spin_unlock(_Atomic int *l) { atomic_store_explicit(l, 0, memory_order_release); }
-
-/* The lock within about a millisecond of trying, or false (its holder may be
- * the thread a signal handler interrupted). */
-static bool mt_spin_trylock(_Atomic int *l) {
-  for (int spins = 0; spins < 1000; spins++) {
-    if (!atomic_exchange_explicit(l, 1, memory_order_acquire)) return true;
-    mt_cpu_relax();
-  }
-  return false;
-}
 
 static mt_stack_index *mt_index_new(uint32_t slots) {
   mt_stack_index *ix = mt__os_reserve(sizeof(mt_stack_index) + sizeof(uint32_t) * slots);
