@@ -3,8 +3,8 @@
  * A heap keeps, per class, a current page (where malloc pops), a queue of
  * pages that may have free blocks (avail) and a queue of pages that had none
  * at the last look (full). A remote free into a full page sets the class bit
- * in heap->remote_pending, and the owner moves such pages back when it next
- * runs out of blocks in that class. */
+ * in heap->remote_pending, and the owner moves such pages back (to the end
+ * of avail) when it next runs out of blocks in that class. */
 #include "alloc.h"
 
 #include <errno.h>
@@ -26,6 +26,23 @@ void mt__page_queue_push(mt_page_queue *q, mt_page *page) {
   if (q->first) q->first->prev = page;
   else q->last = page;
   q->first = page;
+}
+
+/* A page that has room again after being full goes to the back of its
+ * queue, behind the pages that were waiting there: those are used up
+ * first, and this one keeps collecting frees meanwhile, so live blocks
+ * gather in fewer pages and more pages empty out (mimalloc does the same).
+ * Taken from the front, pages that had one block back were filled again at
+ * once: espresso's peak 7.8 -> 6.4 MiB (paired runs), 3.8 % fewer
+ * instructions. */
+static void mt_page_queue_push_back(mt_page_queue *q, mt_page *page) {
+  mt_assert(page->next == NULL && page->prev == NULL && q->last != page);
+  mt_assert((q->first == NULL) == (q->last == NULL));
+  page->next = NULL;
+  page->prev = q->last;
+  if (q->last) q->last->next = page;
+  else q->first = page;
+  q->last = page;
 }
 
 void mt__page_queue_remove(mt_page_queue *q, mt_page *page) {
@@ -252,7 +269,7 @@ void mt__heap_collect_remote(mt_heap *heap, unsigned cls) {
           mt_assert(page->in_full && page->cls == cls);
           mt__page_queue_remove(MT_FULL(heap, page), page);
           mt__page_unmark_full(page);
-          mt__page_queue_push(MT_AVAIL(heap, page), page);
+          mt_page_queue_push_back(MT_AVAIL(heap, page), page);
         }
       }
       page = next;
@@ -375,7 +392,7 @@ void mt__page_empty_local(mt_heap *heap, mt_page *page) {
   if (page->used != 0) { /* a local free into a full page: it has room again */
     mt__page_queue_remove(MT_FULL(heap, page), page);
     mt__page_unmark_full(page);
-    mt__page_queue_push(MT_AVAIL(heap, page), page);
+    mt_page_queue_push_back(MT_AVAIL(heap, page), page);
     return;
   }
   if (page->cls == MT_CLASS_LARGE) {
