@@ -149,6 +149,14 @@ static int child(const char *mode) {
     free(a);
     char *x = malloc(n), *y = malloc(n), *z = malloc(n);
     if (x == y || y == z || x == z) puts("DUPLICATE BLOCK");
+  } else if (strcmp(mode, "double-free-interior-slot") == 0) { /* blocks past a span's first slot */
+    char *a = malloc(100000), *b = malloc(100000), *c = malloc(100000);
+    free(b);
+    free(c);
+    free(b);
+    char *x = malloc(100000), *y = malloc(100000), *z = malloc(100000);
+    if (x == y || y == z || x == z) puts("DUPLICATE BLOCK");
+    free(a);
   } else if (strcmp(mode, "double-free-exited") == 0) { /* blocks of an exited thread's page */
     pthread_t t;
     void *pair[2];
@@ -321,6 +329,8 @@ int main(int argc, char **argv) {
   expect_abort(self, "double-free-aba-medium", "double free at 0x");
   expect_abort_env(self, "double-free-aba", "double free at 0x", "MEMTALLY_PROF_RATE=1"); /* sampled blocks */
   expect_abort(self, "double-free-aba-big", "double free at 0x");
+  expect_abort(self, "double-free-interior-slot", "double free at 0x");
+  expect_abort_env(self, "double-free-interior-slot", "double free at 0x", "MEMTALLY_PROF_RATE=1");
   expect_abort_env(self, "double-free-aba-big", "double free at 0x", "MEMTALLY_PROF_RATE=1"); /* kept in place */
   expect_abort(self, "double-free-exited", "double free at 0x");
   expect_abort(self, "double-free-remote-then-owner", "double free at 0x");
@@ -341,6 +351,7 @@ int main(int argc, char **argv) {
   static const char *const carry[] = {"poison-local", "poison-wild", "poison-remote", "poison-overflow", "unmarked-local", "unmarked-remote",
                                       "double-free-race",
                                       "double-free-aba", "double-free-exited", "double-free-remote-then-owner",
+                                      "double-free-interior-slot",
                                       "interior-small", "interior-large-4096", "interior-aligned-large", "realloc-freed",
                                       "region-double-delete", "region-child-of-deleted", "free-region-memory"};
   for (size_t i = 0; i < sizeof carry / sizeof carry[0]; i++) {

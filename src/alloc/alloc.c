@@ -250,9 +250,18 @@ MT_INLINE void mt_push_remote(mt_page *page, mt_block *b, unsigned cls, unsigned
  * done, else -1 and mt_free_slow decides. */
 static int mt_free_remote(mt_heap *heap, mt_page *page, mt_block *b) {
   uintptr_t tag = mt_load(&page->owner_tag);
-  if (mt_unlikely(tag <= MT_TAG_ABANDONED || (tag & MT_TAG_FLAGS) != 0 || heap == &mt__heap_empty)) return -1;
+  if (mt_unlikely(tag <= MT_TAG_ABANDONED || heap == &mt__heap_empty)) return -1;
   unsigned cls = page->cls;
-  if (mt_unlikely(cls >= MT_NCLASSES || !mt_page_is_block(page, (uintptr_t)b - (uintptr_t)page->start))) return -1;
+  uint64_t i = mt_page_block_index(page, (uintptr_t)b - (uintptr_t)page->start);
+  if (mt_unlikely(cls >= MT_NCLASSES || i >= page->reserved)) return -1;
+  /* A page with samples kept in place carries the sampled tag for its
+   * owner's sake; here only a block marked as one needs the slow path (the
+   * tag stays until the owner sees no mark: every free of a consumer thread
+   * went the slow way). */
+  if (mt_unlikely((tag & MT_TAG_FLAGS) != 0) &&
+      ((tag & MT_TAG_FLAGS) != MT_TAG_SAMPLED || page->sampled || (tag & ~MT_TAG_FLAGS) == (uintptr_t)heap ||
+       (atomic_load_explicit(&page->sample_bits, memory_order_relaxed) >> i) & 1))
+    return -1;
   /* the free mark: a double free, or (rarely) a live block holding the key; checked in full */
   if (MT_HARDEN && mt_unlikely(!mt_track_readable(&b->freed, sizeof b->freed) || b->freed == mt__free_key)) return -1;
   mt_track_free(b, page->block_size);
@@ -264,7 +273,22 @@ static int mt_free_remote(mt_heap *heap, mt_page *page, mt_block *b) {
 /* A block of a page this thread does not own, or anything odd: reached by a
  * tail call, so the fast path above saves no register. */
 static MT_NOINLINE void mt_free_other(void *p, mt_segment *seg, mt_page *page, uint8_t map) {
-  if (mt_free_remote(mt__tls_heap, page, (mt_block *)p) == 0) return;
+  mt_heap *heap = mt__tls_heap;
+  if (mt_load(&page->owner_tag) == MT_TAG_INTERIOR) {
+    /* A block past its span's first slot (classes of 10 KiB and up span
+     * several): the span's first slot describes it. These all went the
+     * slow way, 15 of every 16 blocks of the 128 KiB class. */
+    page = &seg->pages[page->first_slot];
+    mt_block *b = (mt_block *)p;
+    if (mt_load(&page->owner_tag) == (uintptr_t)heap &&
+        (!MT_HARDEN || mt_page_is_block(page, (uintptr_t)p - (uintptr_t)page->start)) &&
+        (!MT_HARDEN || b->freed != mt__free_key)) {
+      mt_track_free(b, page->block_size);
+      mt_push_local(heap, page, b, mt__free_key);
+      return;
+    }
+  }
+  if (mt_free_remote(heap, page, (mt_block *)p) == 0) return;
   mt_free_slow(p, seg, page, map);
 }
 
@@ -332,17 +356,13 @@ static int mt_ptr_block(const mt_page *page, const void *p, mt_block **out) {
 }
 
 /* A free from a page that keeps samples in place (MT_SAMPLE_IN_PLACE): if b
- * is marked as one, the mark goes and the profiler hears of it; the owner's
- * page stops sending frees to the slow path once none is marked (other
- * threads leave the tag to the owner, the only one that marks blocks and
- * writes the tag). tag: the owner, flags off. */
-static void mt_free_sample_in_place(mt_page *page, mt_block *b, uintptr_t tag, mt_heap *heap) {
+ * is marked as one, the mark goes and the profiler hears of it. */
+static void mt_free_sample_in_place(mt_page *page, mt_block *b, mt_heap *heap) {
   uint32_t bit = 1u << mt_page_block_index(page, (uintptr_t)b - (uintptr_t)page->start);
   if (!(atomic_load_explicit(&page->sample_bits, memory_order_relaxed) & bit)) return;
-  uint32_t was = atomic_fetch_and_explicit(&page->sample_bits, ~bit, memory_order_relaxed);
+  atomic_fetch_and_explicit(&page->sample_bits, ~bit, memory_order_relaxed);
   /* not found when the live table had no memory to record it (the OS refused) */
   (void)mt__prof_on_free(b, mt__heap_sample_cache(heap), heap->tid);
-  if (was == bit && tag == (uintptr_t)heap) mt_store(&page->owner_tag, tag | (page->aligned ? MT_TAG_ALIGNED : 0));
 }
 
 static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, uint8_t map) {
@@ -372,7 +392,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
     mt__report(mt_free_misuse[kind_of_p], p, kind_of_p == MT_PTR_INTERIOR ? mt_page_report_cls(page) : -1);
     goto done;
   }
-  uintptr_t tag = mt_load(&page->owner_tag);
+  uintptr_t tagged = mt_load(&page->owner_tag), tag = tagged;
   if (tag != MT_TAG_ABANDONED) tag &= ~MT_TAG_FLAGS;
   mt_heap *heap = mt__tls_heap;
   unsigned cls = page->cls;
@@ -383,8 +403,13 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
     goto done;
   }
   if (page->sampled) mt__prof_on_free(b, mt__heap_sample_cache(heap), heap->tid);
-  else if (atomic_load_explicit(&page->sample_bits, memory_order_relaxed) != 0) mt_free_sample_in_place(page, b, tag, heap);
+  else if (atomic_load_explicit(&page->sample_bits, memory_order_relaxed) != 0) mt_free_sample_in_place(page, b, heap);
   if (tag == (uintptr_t)heap) {
+    /* The owner's page held samples in place and holds none now (the last
+     * may have gone in another thread): its frees go fast again. Only the
+     * owner marks blocks and writes the tag, so none can appear meanwhile. */
+    if ((tagged & MT_TAG_SAMPLED) && !page->sampled && atomic_load_explicit(&page->sample_bits, memory_order_relaxed) == 0)
+      mt_store(&page->owner_tag, tag | (page->aligned ? MT_TAG_ALIGNED : 0));
     mt_push_local(heap, page, b, mt__free_key);
     goto done;
   }

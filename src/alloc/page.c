@@ -98,6 +98,10 @@ void mt__page_collect(mt_heap *heap, mt_page *page) {
   }
   mt_block *list = mt_xfree_head(w), *tail = list;
   uint32_t count = mt_xfree_count(w), n = 1;
+  uintptr_t tag = mt_load(&page->owner_tag);
+  if ((tag & MT_TAG_SAMPLED) && heap != NULL && (tag & ~MT_TAG_FLAGS) == (uintptr_t)heap && !page->sampled &&
+      atomic_load_explicit(&page->sample_bits, memory_order_relaxed) == 0)
+    mt_store(&page->owner_tag, tag & ~MT_TAG_SAMPLED); /* its samples kept in place went in other threads */
   if (mt_unlikely(count > page->used || !mt_page_is_block(page, (uintptr_t)list - (uintptr_t)page->start)))
     goto corrupt;
   if (page->free == NULL) {
