@@ -1,7 +1,6 @@
 /* test_rounds.c -- rounds of threads that hand blocks to each other through shared slots
  *
- * usage: test_rounds [THREADS] [SCALE] [ROUNDS] [MAX_MIB]   (defaults 32 50 20)
- * MAX_MIB (memtally linked in): the most the run may have committed at once.
+ * usage: test_rounds [THREADS] [SCALE] [ROUNDS]   (defaults 32 50 20)
  * Our equivalent of mimalloc's test-stress: each round starts THREADS
  * threads and joins them; a thread allocates (calloc, then fills) blocks of
  * 2^k words with a rare large, huge or giant one, keeps some to the end of
@@ -17,7 +16,6 @@
 #include <stdint.h>
 
 #include "check.h"
-#include "memtally.h"
 #include "mt_api.h"
 
 static int scale = 50;
@@ -39,7 +37,6 @@ int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 32;
   scale = argc > 2 ? atoi(argv[2]) : 50;
   int rounds = argc > 3 ? atoi(argv[3]) : 20;
-  long max_mib = argc > 4 ? atol(argv[4]) : 0;
   uint64_t r = 0x7feb352d;
   pthread_t *t = calloc((size_t)threads, sizeof *t);
   for (int round = 0; round < rounds; round++) {
@@ -49,15 +46,5 @@ int main(int argc, char **argv) {
   }
   free(t);
   fprintf(stderr, "%d threads x scale %d x %d rounds\n", threads, scale, rounds);
-  if (max_mib > 0) {
-    /* Generations of threads pass segments on: what one leaves (mostly
-     * free slots, still resident) must reach the threads that need room,
-     * not pile up in a thread that has enough. Two threads at a time
-     * committed 28 MiB at most before that, 13-15 MiB since. */
-    mt_stats st = {.size = sizeof st};
-    CHECK(mt_stats_get(&st) == 0);
-    CHECKF(st.bytes_committed_peak <= (uint64_t)max_mib << 20, "committed at most %.1f MiB (bound %ld MiB)",
-           (double)st.bytes_committed_peak / (1 << 20), max_mib);
-  }
   return check_summary("test_rounds");
 }

@@ -163,33 +163,13 @@ static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
   atomic_fetch_or_explicit(&heap->remote_pending[1], ~0ULL, memory_order_relaxed);
 }
 
-/* A heap that looks for pages of a class adopts only segments with at
- * least this many slots in use. One with fewer is mostly free slots: taken
- * for its pages, it gives a heap that did not need room its free (and
- * resident) slots, and the next thread that does need room finds none left
- * to adopt and takes a fresh segment. Under b_stress's generations of two
- * threads, each thread adopted up to four segments of 1-8 used slots while
- * the other took new ones: 9 segments circulated, all resident (peak 29.5
- * MiB; 15 MiB with this bound). Such segments go to heaps that need room
- * (for_span), which use their free slots. */
-#define MT_ADOPT_FOR_PAGES_MIN (MT_SLOTS / 8)
-
-/* Take an abandoned segment, if any, into heap (unless for_span, one of the
- * first 16 with MT_ADOPT_FOR_PAGES_MIN slots in use): its live pages join
- * the heap's queues. Returns it, or NULL when none is waiting. */
-mt_segment *mt__segment_adopt(mt_heap *heap, bool for_span) {
+/* Take an abandoned segment, if any, into heap: its live pages join the
+ * heap's queues. Returns it, or NULL when none is waiting. */
+mt_segment *mt__segment_adopt(mt_heap *heap) {
   for (;;) {
     pthread_mutex_lock(&mt_seg_lock);
-    mt_segment **link = &mt_seg_abandoned;
-    for (int looked = 0; !for_span && *link != NULL && (*link)->used_slots < MT_ADOPT_FOR_PAGES_MIN; looked++) {
-      if (looked == 16) { /* none near the head: leave them */
-        link = NULL;
-        break;
-      }
-      link = &(*link)->next;
-    }
-    mt_segment *seg = link != NULL ? *link : NULL;
-    if (seg != NULL) *link = seg->next;
+    mt_segment *seg = mt_seg_abandoned;
+    if (seg != NULL) mt_seg_abandoned = seg->next;
     pthread_mutex_unlock(&mt_seg_lock);
     if (seg == NULL) return NULL;
     seg->next = NULL;
@@ -332,7 +312,7 @@ mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots, bool clean) {
     if (page != NULL) return page;
   }
   for (int i = 0; i < MT_ADOPT_FOR_SPAN; i++) {
-    mt_segment *seg = mt__segment_adopt(heap, true);
+    mt_segment *seg = mt__segment_adopt(heap);
     if (seg == NULL) break;
     mt_page *page = mt_segment_try(seg, slots, clean);
     if (page != NULL) return page;
