@@ -197,6 +197,23 @@ MT_INLINE void mt_push_local(mt_heap *heap, mt_page *page, mt_block *b, uintptr_
  * free-mark compare (a double free), an encoded push onto the page's own
  * free list; 50 instructions (objdump; 38 with MT_HARDEN=0).
  * Anything unusual goes to mt_free_slow, which checks in full. */
+/* The free of p by the thread that owns page, the fast path's and the
+ * interior slots' (mt_free_other): the tag, the block check, the free mark,
+ * the push. 1: done; 0: not a plain block of this thread's page; -1: p
+ * carries the free mark (a double free, or a live block holding the key),
+ * for mt_free_slow to check in full. */
+MT_INLINE int mt_free_own(mt_heap *heap, mt_page *page, void *p) {
+  if (!(mt_likely(mt_load(&page->owner_tag) == (uintptr_t)heap) &&
+        (!MT_HARDEN || mt_likely(mt_page_is_block(page, (uintptr_t)p - (uintptr_t)page->start)))))
+    return 0;
+  mt_block *b = (mt_block *)p;
+  mt_track_free(b, page->block_size);
+  uintptr_t mark = mt__free_key;
+  if (MT_HARDEN && mt_unlikely(b->freed == mark)) return -1;
+  mt_push_local(heap, page, b, mark);
+  return 1;
+}
+
 void mt_free(void *p) {
   if (mt_unlikely(p == NULL)) return;
   mt_segment *seg = mt_segment_of(p);
@@ -204,20 +221,10 @@ void mt_free(void *p) {
   if (mt_likely(map == MT_MAP_START)) {
     mt_page *page = &seg->pages[((uintptr_t)p >> MT_SLOT_SHIFT) & (MT_SLOTS - 1)];
     __asm__("" : "+r"(page)); /* one address for every field below (else computed twice) */
-    mt_heap *heap = mt__tls_heap;
-    if (mt_likely(mt_load(&page->owner_tag) == (uintptr_t)heap) &&
-        (!MT_HARDEN || mt_likely(mt_page_is_block(page, (uintptr_t)p - (uintptr_t)page->start)))) {
-      mt_block *b = (mt_block *)p;
-      mt_track_free(b, page->block_size);
-      uintptr_t mark = mt__free_key;
-      if (MT_HARDEN && mt_unlikely(b->freed == mark)) {
-        mt_free_slow(p, seg, page, map);
-        return;
-      }
-      mt_push_local(heap, page, b, mark);
-      return;
-    }
-    mt_free_other(p, seg, page, map);
+    int own = mt_free_own(mt__tls_heap, page, p);
+    if (mt_likely(own > 0)) return;
+    if (own < 0) mt_free_slow(p, seg, page, map);
+    else mt_free_other(p, seg, page, map);
     return;
   }
   mt_free_slow(p, seg, NULL, map);
@@ -279,12 +286,10 @@ static MT_NOINLINE void mt_free_other(void *p, mt_segment *seg, mt_page *page, u
      * several): the span's first slot describes it. These all went the
      * slow way, 15 of every 16 blocks of the 128 KiB class. */
     page = &seg->pages[page->first_slot];
-    mt_block *b = (mt_block *)p;
-    if (mt_load(&page->owner_tag) == (uintptr_t)heap &&
-        (!MT_HARDEN || mt_page_is_block(page, (uintptr_t)p - (uintptr_t)page->start)) &&
-        (!MT_HARDEN || b->freed != mt__free_key)) {
-      mt_track_free(b, page->block_size);
-      mt_push_local(heap, page, b, mt__free_key);
+    int own = mt_free_own(heap, page, p);
+    if (own > 0) return;
+    if (own < 0) {
+      mt_free_slow(p, seg, page, map);
       return;
     }
   }
@@ -392,7 +397,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
     mt__report(mt_free_misuse[kind_of_p], p, kind_of_p == MT_PTR_INTERIOR ? mt_page_report_cls(page) : -1);
     goto done;
   }
-  uintptr_t tagged = mt_load(&page->owner_tag), tag = tagged;
+  uintptr_t tag = mt_load(&page->owner_tag);
   if (tag != MT_TAG_ABANDONED) tag &= ~MT_TAG_FLAGS;
   mt_heap *heap = mt__tls_heap;
   unsigned cls = page->cls;
@@ -405,11 +410,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
   if (page->sampled) mt__prof_on_free(b, mt__heap_sample_cache(heap), heap->tid);
   else if (atomic_load_explicit(&page->sample_bits, memory_order_relaxed) != 0) mt_free_sample_in_place(page, b, heap);
   if (tag == (uintptr_t)heap) {
-    /* The owner's page held samples in place and holds none now (the last
-     * may have gone in another thread): its frees go fast again. Only the
-     * owner marks blocks and writes the tag, so none can appear meanwhile. */
-    if ((tagged & MT_TAG_SAMPLED) && !page->sampled && atomic_load_explicit(&page->sample_bits, memory_order_relaxed) == 0)
-      mt_store(&page->owner_tag, tag | (page->aligned ? MT_TAG_ALIGNED : 0));
+    mt__page_untag_samples(heap, page);
     mt_push_local(heap, page, b, mt__free_key);
     goto done;
   }

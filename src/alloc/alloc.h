@@ -298,6 +298,11 @@ MT_HIDDEN void *mt__large_alloc(mt_heap *heap, size_t size, size_t align);
 MT_HIDDEN int mt__large_grow_in_place(mt_heap *heap, mt_page *page, size_t size);
 MT_HIDDEN void mt__page_empty_local(mt_heap *heap, mt_page *page);
 MT_HIDDEN void mt__page_collect(mt_heap *heap, mt_page *page);
+/* heap's page kept samples in place (MT_SAMPLE_IN_PLACE) and has no mark
+ * left (the last may have gone in another thread): drop its sampled tag, so
+ * its frees go fast again. Owner only: only the owner marks blocks and
+ * writes the tag, so no mark can appear meanwhile. */
+MT_HIDDEN void mt__page_untag_samples(mt_heap *heap, mt_page *page);
 MT_HIDDEN int mt__page_mark_full(mt_page *page); /* 1 if marked, 0 if remote frees wait */
 MT_HIDDEN void mt__page_unmark_full(mt_page *page);
 MT_HIDDEN void mt__page_queue_remove(mt_page_queue *q, mt_page *page);

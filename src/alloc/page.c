@@ -86,6 +86,13 @@ void mt__page_set_current(mt_heap *heap, unsigned cls, mt_page *page) {
  * the blocks out means one block was freed twice by other threads at the
  * same moment (each saw no free mark): reported, and the list is left alone
  * (its blocks leak) rather than handed out twice. */
+void mt__page_untag_samples(mt_heap *heap, mt_page *page) {
+  uintptr_t tag = mt_load(&page->owner_tag);
+  if ((tag & MT_TAG_SAMPLED) && (tag & ~MT_TAG_FLAGS) == (uintptr_t)heap && !page->sampled &&
+      atomic_load_explicit(&page->sample_bits, memory_order_relaxed) == 0)
+    mt_store(&page->owner_tag, tag & ~MT_TAG_SAMPLED);
+}
+
 void mt__page_collect(mt_heap *heap, mt_page *page) {
   (void)heap;
   mt_assert(page != &mt__page_empty);
@@ -98,10 +105,7 @@ void mt__page_collect(mt_heap *heap, mt_page *page) {
   }
   mt_block *list = mt_xfree_head(w), *tail = list;
   uint32_t count = mt_xfree_count(w), n = 1;
-  uintptr_t tag = mt_load(&page->owner_tag);
-  if ((tag & MT_TAG_SAMPLED) && heap != NULL && (tag & ~MT_TAG_FLAGS) == (uintptr_t)heap && !page->sampled &&
-      atomic_load_explicit(&page->sample_bits, memory_order_relaxed) == 0)
-    mt_store(&page->owner_tag, tag & ~MT_TAG_SAMPLED); /* its samples kept in place went in other threads */
+  if (heap != NULL) mt__page_untag_samples(heap, page); /* its samples kept in place may have gone elsewhere */
   if (mt_unlikely(count > page->used || !mt_page_is_block(page, (uintptr_t)list - (uintptr_t)page->start)))
     goto corrupt;
   if (page->free == NULL) {
