@@ -2,7 +2,7 @@
  *
  * Built into libmemtally.so and libmemtally.a (not into the sanitizer build,
  * which goes through the mt_ API). Each entry is a tail call into the mt_
- * function. operator new follows the C++ rules without linking the C++
+ * function (in the shared library malloc and free are aliases instead). operator new follows the C++ rules without linking the C++
  * runtime: on failure it calls the installed new_handler and, when there is
  * none, throws std::bad_alloc through libstdc++'s own helper, both resolved
  * weakly (a program that calls operator new has libstdc++ loaded). */
@@ -22,8 +22,14 @@
 /* init.o holds the constructor: linked wherever malloc is (see init.h). */
 __attribute__((used)) static void (*const mt_keep_init)(void) = mt__init_linked;
 
+/* In the shared library malloc and free are other names of mt_malloc and
+ * mt_free (alloc.c): a tail call is one jump more on the two hottest
+ * entries. The archive defines them here: a static program that calls
+ * malloc then links this whole file and none of libc's malloc.o. */
+#ifndef MT_MALLOC_ALIASES
 MT_EXPORT void *malloc(size_t n) { return mt_malloc(n); }
 MT_EXPORT void free(void *p) { mt_free(p); }
+#endif
 MT_EXPORT void *calloc(size_t c, size_t n) { return mt_calloc(c, n); }
 MT_EXPORT void *realloc(void *p, size_t n) { return mt_realloc(p, n); }
 MT_EXPORT void *reallocarray(void *p, size_t c, size_t n) { return mt_reallocarray(p, c, n); }

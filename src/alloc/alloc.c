@@ -175,8 +175,10 @@ static MT_NOINLINE void mt_free_other(void *p, mt_segment *seg, mt_page *page, u
 
 /* The one local free, for the fast path and mt_free_slow: b onto its page's
  * own list with its free mark (mark: mt__free_key, loaded by the caller),
- * counted; the page changes queue when it empties or was full. */
-MT_INLINE void mt_push_local(mt_heap *heap, mt_page *page, mt_block *b, uintptr_t mark) {
+ * counted; the page changes queue when it empties or was full. may_be_full:
+ * 0 when the caller saw the page's tag without MT_TAG_FULL (the fast path),
+ * so only the count is tested. */
+MT_INLINE void mt_push_local(mt_heap *heap, mt_page *page, mt_block *b, uintptr_t mark, int may_be_full) {
 #if MT_HARDEN
   b->freed = mark;
   __asm__("" : "+m"(b->freed)); /* two plain stores: merged, they cost a vector shuffle */
@@ -187,41 +189,45 @@ MT_INLINE void mt_push_local(mt_heap *heap, mt_page *page, mt_block *b, uintptr_
 #endif
   page->free = b;
   mt_counter_add(&heap->nfree[page->cls], 1);
-  if (mt_unlikely((--page->used == 0) | page->in_full)) mt__page_empty_local(heap, page);
+  mt_assert(may_be_full || !page->in_full);
+  if (mt_unlikely((--page->used == 0) | (may_be_full && page->in_full))) mt__page_empty_local(heap, page);
 }
 
-/* free fast path: segment map bit, page tag compare (the page index is a
- * constant shift: no segment header field is read, as the headers of all
- * segments share one cache set, 4 MiB apart),
- * the block-start check (p is a block of the page: no interior pointer), the
- * free-mark compare (a double free), an encoded push onto the page's own
- * free list; 50 instructions (objdump; 38 with MT_HARDEN=0).
- * Anything unusual goes to mt_free_slow, which checks in full. */
-/* The free of p by the thread that owns page, the fast path's and the
- * interior slots' (mt_free_other): the tag, the block check, the free mark,
- * the push. 1: done; 0: not a plain block of this thread's page; -1: p
- * carries the free mark (a double free, or a live block holding the key),
- * for mt_free_slow to check in full. */
-MT_INLINE int mt_free_own(mt_heap *heap, mt_page *page, void *p) {
-  if (!(mt_likely(mt_load(&page->owner_tag) == (uintptr_t)heap) &&
+/* The free of p by the thread that owns page, the fast path's (tag: the
+ * heap's address) and mt_free_other's (a page on the full queue, or the
+ * span of an interior slot): the tag, the block check, the free mark, the
+ * push. 1: done; 0: not a plain block of this thread's page; -1: p carries
+ * the free mark (a double free, or a live block holding the key), for
+ * mt_free_slow to check in full. */
+MT_INLINE int mt_free_own(mt_heap *heap, mt_page *page, void *p, uintptr_t tag) {
+  if (!(mt_likely(mt_load(&page->owner_tag) == tag) &&
         (!MT_HARDEN || mt_likely(mt_page_is_block(page, (uintptr_t)p - (uintptr_t)page->start)))))
     return 0;
   mt_block *b = (mt_block *)p;
   mt_track_free(b, page->block_size);
   uintptr_t mark = mt__free_key;
   if (MT_HARDEN && mt_unlikely(b->freed == mark)) return -1;
-  mt_push_local(heap, page, b, mark);
+  mt_push_local(heap, page, b, mark, tag != (uintptr_t)heap);
   return 1;
 }
 
+/* free fast path: segment map bit (NULL has none: mt_free_slow returns),
+ * page tag compare (the descriptor's address is p shifted and masked: no
+ * segment header field is read, as the headers of all segments share one
+ * cache set, 4 MiB apart), the block-start check (p is a block of the page:
+ * no interior pointer), the free-mark compare (a double free), an encoded
+ * push onto the page's own free list, the used count; 37 instructions
+ * (objdump; 28 with MT_HARDEN=0). A page on the full queue, another
+ * thread's block or anything odd goes to mt_free_other, a free mark to
+ * mt_free_slow, which checks in full. */
 void mt_free(void *p) {
-  if (mt_unlikely(p == NULL)) return;
   mt_segment *seg = mt_segment_of(p);
   uint8_t map = mt_segmap_get(p);
   if (mt_likely(map == MT_MAP_START)) {
-    mt_page *page = &seg->pages[((uintptr_t)p >> MT_SLOT_SHIFT) & (MT_SLOTS - 1)];
+    mt_page *page = mt_slot_page(seg, p);
     __asm__("" : "+r"(page)); /* one address for every field below (else computed twice) */
-    int own = mt_free_own(mt__tls_heap, page, p);
+    mt_heap *heap = mt__tls_heap;
+    int own = mt_free_own(heap, page, p, (uintptr_t)heap);
     if (mt_likely(own > 0)) return;
     if (own < 0) mt_free_slow(p, seg, page, map);
     else mt_free_other(p, seg, page, map);
@@ -254,9 +260,8 @@ MT_INLINE void mt_push_remote(mt_page *page, mt_block *b, unsigned cls, unsigned
  * producer/consumer programs, kept off the full slow path (no errno save, no
  * page resolution). Only plain small and medium pages of a live heap, a
  * block start without the free mark, freed by a thread with a heap; 0 when
- * done, else -1 and mt_free_slow decides. */
-static int mt_free_remote(mt_heap *heap, mt_page *page, mt_block *b) {
-  uintptr_t tag = mt_load(&page->owner_tag);
+ * done, else -1 and mt_free_slow decides. tag: the page's, as read. */
+static int mt_free_remote(mt_heap *heap, mt_page *page, mt_block *b, uintptr_t tag) {
   if (mt_unlikely(tag <= MT_TAG_ABANDONED || heap == &mt__heap_empty)) return -1;
   unsigned cls = page->cls;
   uint64_t i = mt_page_block_index(page, (uintptr_t)b - (uintptr_t)page->start);
@@ -265,8 +270,9 @@ static int mt_free_remote(mt_heap *heap, mt_page *page, mt_block *b) {
    * owner's sake; here only a block marked as one needs the slow path (the
    * tag stays until the owner sees no mark: every free of a consumer thread
    * went the slow way). */
-  if (mt_unlikely((tag & MT_TAG_FLAGS) != 0) &&
-      ((tag & MT_TAG_FLAGS) != MT_TAG_SAMPLED || page->sampled || (tag & ~MT_TAG_FLAGS) == (uintptr_t)heap ||
+  uintptr_t flags = tag & (MT_TAG_ALIGNED | MT_TAG_SAMPLED); /* MT_TAG_FULL is the owner's business */
+  if (mt_unlikely(flags != 0) &&
+      (flags != MT_TAG_SAMPLED || page->sampled || (tag & ~MT_TAG_FLAGS) == (uintptr_t)heap ||
        (atomic_load_explicit(&page->sample_bits, memory_order_relaxed) >> i) & 1))
     return -1;
   /* the free mark: a double free, or (rarely) a live block holding the key; checked in full */
@@ -281,19 +287,24 @@ static int mt_free_remote(mt_heap *heap, mt_page *page, mt_block *b) {
  * tail call, so the fast path above saves no register. */
 static MT_NOINLINE void mt_free_other(void *p, mt_segment *seg, mt_page *page, uint8_t map) {
   mt_heap *heap = mt__tls_heap;
-  if (mt_load(&page->owner_tag) == MT_TAG_INTERIOR) {
-    /* A block past its span's first slot (classes of 10 KiB and up span
-     * several): the span's first slot describes it. These all went the
-     * slow way, 15 of every 16 blocks of the 128 KiB class. */
+  uintptr_t tag = mt_load(&page->owner_tag);
+  /* A block past its span's first slot (classes of 10 KiB and up span
+   * several): the span's first slot describes it. These all went the slow
+   * way, 15 of every 16 blocks of the 128 KiB class. */
+  if (tag == MT_TAG_INTERIOR) {
     page = &seg->pages[page->first_slot];
-    int own = mt_free_own(heap, page, p);
+    tag = mt_load(&page->owner_tag);
+  }
+  /* this thread's page, maybe on its full queue */
+  if ((tag & ~MT_TAG_FULL) == (uintptr_t)heap) {
+    int own = mt_free_own(heap, page, p, tag);
     if (own > 0) return;
     if (own < 0) {
       mt_free_slow(p, seg, page, map);
       return;
     }
   }
-  if (mt_free_remote(heap, page, (mt_block *)p) == 0) return;
+  if (mt_free_remote(heap, page, (mt_block *)p, tag) == 0) return;
   mt_free_slow(p, seg, page, map);
 }
 
@@ -371,6 +382,7 @@ static void mt_free_sample_in_place(mt_page *page, mt_block *b, mt_heap *heap) {
 }
 
 static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, uint8_t map) {
+  if (p == NULL) return;
   int saved_errno = errno;
   if (map == MT_MAP_NONE || seg->is_huge) {
     mt_segment *hs = mt__huge_segment_of(p);
@@ -411,7 +423,7 @@ static MT_NOINLINE void mt_free_slow(void *p, mt_segment *seg, mt_page *page, ui
   else if (atomic_load_explicit(&page->sample_bits, memory_order_relaxed) != 0) mt_free_sample_in_place(page, b, heap);
   if (tag == (uintptr_t)heap) {
     mt__page_untag_samples(heap, page);
-    mt_push_local(heap, page, b, mt__free_key);
+    mt_push_local(heap, page, b, mt__free_key, 1);
     goto done;
   }
   /* Another thread's page (or an abandoned one): push onto its atomic list.
@@ -692,3 +704,10 @@ void mt__report(const char *what, const void *p, int cls) {
 #define MT_VERSION_STRING "0.1.0"
 #endif
 const char *mt_version(void) { return "memtally " MT_VERSION_STRING; }
+
+#ifdef MT_MALLOC_ALIASES
+/* The shared library's malloc and free are these functions under a second
+ * name (the rest of the family is in override.c): no jump on the way in. */
+__attribute__((visibility("default"), alias("mt_malloc"), malloc)) void *malloc(size_t size);
+__attribute__((visibility("default"), alias("mt_free"))) void free(void *p);
+#endif

@@ -12,9 +12,9 @@
  *   other threads push freed blocks onto page->xfree (lock-free) and the
  *   owner takes them back in one exchange;
  * - page->owner_tag equals the owning heap's address only for pages of
- *   ordinary blocks; anything else (interior slot of a span, huge block,
- *   page with aligned interior pointers, abandoned page) sends free() to its
- *   slow path;
+ *   ordinary blocks not on a full queue; anything else (interior slot of a
+ *   span, huge block, page with aligned interior pointers or samples, page
+ *   on a full queue, abandoned page) sends free() off its fast path;
  * - per-thread counters are only written by their thread and summed on read;
  * - every free-list link is stored xor-ed with its page's key and checked,
  *   once decoded, to be a block of that page before it is followed; a free
@@ -54,7 +54,8 @@
 #define MT_TAG_ALIGNED ((uintptr_t)2)  /* or-ed into a heap tag: page has interior pointers */
 #define MT_TAG_ABANDONED ((uintptr_t)5) /* its thread exited; waiting to be adopted */
 #define MT_TAG_SAMPLED ((uintptr_t)4)  /* or-ed into a heap tag: a page of samples, or with samples in place */
-#define MT_TAG_FLAGS (MT_TAG_ALIGNED | MT_TAG_SAMPLED)
+#define MT_TAG_FULL ((uintptr_t)8)     /* or-ed into a heap tag: the page is on its heap's full queue */
+#define MT_TAG_FLAGS (MT_TAG_ALIGNED | MT_TAG_SAMPLED | MT_TAG_FULL)
 
 /* A sampled block of a class at least this large stays where it is: its
  * page holds few blocks, and a page of samples for it would hold a span of
@@ -111,7 +112,7 @@ typedef struct mt_page {
   uint64_t reserved;             /* blocks that fit in the span (64 bits: compared with one instruction) */
   uint8_t inv_shift;             /* trailing zero bits of block_size */
   uint8_t cls;                   /* size class, MT_CLASS_LARGE or MT_CLASS_HUGE */
-  uint8_t in_full;               /* 1 while on the heap's full queue (owner only) */
+  uint8_t in_full;               /* 1 while on the heap's full queue (owner only; MT_TAG_FULL mirrors it) */
   uint8_t sampled;               /* 1: blocks of this page are profiler samples */
   uint8_t slot_count;            /* slots in this span */
   uint8_t first_slot;            /* index of the span's first slot (interior slots too) */
@@ -277,9 +278,16 @@ MT_INLINE mt_segment *mt_segment_of(const void *p) {
   return (mt_segment *)((uintptr_t)p & ~(uintptr_t)MT_SEG_MASK);
 }
 MT_INLINE uint8_t mt_segmap_get(const void *p) {
-  uintptr_t a = (uintptr_t)p;
-  if (mt_unlikely(a >> MT_SEGMAP_BITS)) return MT_MAP_NONE;
-  return (uint8_t)((mt_load(&mt__segmap[a >> (MT_SEG_SHIFT + 6)]) >> ((a >> MT_SEG_SHIFT) & 63)) & 1);
+  uintptr_t s = (uintptr_t)p >> MT_SEG_SHIFT; /* the 4 MiB unit's number */
+  if (mt_unlikely(s >= MT_SEGMAP_WORDS * 64)) return MT_MAP_NONE; /* at or above 2^48 */
+  return (uint8_t)((mt_load(&mt__segmap[s >> 6]) >> (s & 63)) & 1);
+}
+/* The descriptor of p's slot in its segment: with descriptors of a power of
+ * two bytes, one shift, one mask and one add from p and the segment. */
+_Static_assert((sizeof(mt_page) & (sizeof(mt_page) - 1)) == 0, "a page descriptor is a power of two bytes");
+MT_INLINE mt_page *mt_slot_page(mt_segment *seg, const void *p) {
+  unsigned sh = (unsigned)__builtin_ctzll(sizeof(mt_page));
+  return (mt_page *)((uint8_t *)seg->pages + (((uintptr_t)p >> (MT_SLOT_SHIFT - sh)) & ((uintptr_t)(MT_SLOTS - 1) << sh)));
 }
 
 /* ---- process and heap life (heap.c) ---- */

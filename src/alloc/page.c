@@ -135,6 +135,15 @@ corrupt:
              tail, mt_page_report_cls(page));
 }
 
+/* MT_TAG_FULL follows in_full on a page a heap owns, so the owner's free
+ * fast path needs no look at in_full. An abandoned page (being adopted) has
+ * its tag written whole once adopted. */
+static void mt_page_tag_full(mt_page *page, int full) {
+  uintptr_t tag = mt_load(&page->owner_tag);
+  if (tag <= MT_TAG_ABANDONED) return;
+  mt_store(&page->owner_tag, full ? tag | MT_TAG_FULL : tag & ~MT_TAG_FULL);
+}
+
 int mt__page_mark_full(mt_page *page) {
   mt_assert(!page->in_full && page->free == NULL);
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
@@ -143,6 +152,7 @@ int mt__page_mark_full(mt_page *page) {
     if (atomic_compare_exchange_weak_explicit(&page->xfree, &w, MT_XFREE_FULL, memory_order_acq_rel,
                                               memory_order_relaxed)) {
       page->in_full = 1;
+      mt_page_tag_full(page, 1);
       return 1;
     }
   }
@@ -151,6 +161,7 @@ int mt__page_mark_full(mt_page *page) {
 void mt__page_unmark_full(mt_page *page) {
   atomic_fetch_and_explicit(&page->xfree, ~MT_XFREE_FULL, memory_order_relaxed);
   page->in_full = 0;
+  mt_page_tag_full(page, 0);
 }
 
 static void mt_page_extend(mt_page *page) {
@@ -351,7 +362,7 @@ void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
     if (p != page->start) {
       page->aligned = 1;
       page->aligned_off = (uint32_t)(p - page->start);
-      mt_store(&page->owner_tag, (uintptr_t)heap | MT_TAG_ALIGNED);
+      mt_store(&page->owner_tag, mt_load(&page->owner_tag) | MT_TAG_ALIGNED);
     }
   }
   ((mt_block *)p)->freed = 0; /* the memory may carry an old block's free mark */
@@ -364,7 +375,7 @@ void *mt__large_alloc(mt_heap *heap, size_t size, size_t align) {
 }
 
 int mt__large_grow_in_place(mt_heap *heap, mt_page *page, size_t size) {
-  if (mt_load(&page->owner_tag) != (uintptr_t)heap || page->cls != MT_CLASS_LARGE) return -1;
+  if ((mt_load(&page->owner_tag) & ~MT_TAG_FULL) != (uintptr_t)heap || page->cls != MT_CLASS_LARGE) return -1;
   unsigned slots = (unsigned)((size + MT_SLOT_SIZE - 1) >> MT_SLOT_SHIFT);
   if (mt__segment_span_extend(mt_segment_of(page), page, slots) != 0) return -1;
   uint32_t bsize = (uint32_t)((size_t)slots << MT_SLOT_SHIFT);
@@ -422,6 +433,7 @@ static void mt_page_validate(mt_heap *heap, mt_page *page, unsigned kind, unsign
   mt_assert((mt_load(&page->owner_tag) & ~MT_TAG_FLAGS) == (uintptr_t)heap);
   mt_assert(page->cls == cls && mt_page_kind(page) == kind);
   mt_assert(page->in_full == (uint8_t)full);
+  mt_assert(!(mt_load(&page->owner_tag) & MT_TAG_FULL) == !full);
   mt_assert(page->used <= page->capacity && page->capacity <= page->reserved);
   mt_assert(page->span == page->reserved * page->block_size);
   uint32_t n = 0;

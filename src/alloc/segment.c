@@ -150,7 +150,8 @@ static void mt_page_adopt(mt_page *page, void *arg) {
     mt__page_queue_push(&heap->avail[mt_page_kind(page)][cls], page);
   }
   atomic_store_explicit(&page->owner_tag,
-                        (uintptr_t)heap | (page->aligned ? MT_TAG_ALIGNED : 0) | (page->sampled || mt_load(&page->sample_bits) ? MT_TAG_SAMPLED : 0),
+                        (uintptr_t)heap | (page->aligned ? MT_TAG_ALIGNED : 0) | (page->in_full ? MT_TAG_FULL : 0) |
+                            (page->sampled || mt_load(&page->sample_bits) ? MT_TAG_SAMPLED : 0),
                         memory_order_release);
 }
 
