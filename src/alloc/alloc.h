@@ -264,13 +264,16 @@ static inline mt_stack_cache *mt__heap_sample_cache(mt_heap *heap) {
 }
 MT_HIDDEN extern mt_page mt__page_empty;
 MT_HIDDEN extern __thread mt_heap *mt__tls_heap __attribute__((tls_model("initial-exec")));
-/* One bit per 4 MiB of the 48-bit address space: set where a memtally
- * segment starts (8 MiB of zero-filled .bss, touched only where segments
- * live). Huge blocks aligned to 4 MiB or more start past their segment's
- * first 4 MiB; they are found through a short list (mt__huge_segment_of). */
+/* One byte per 4 MiB of the 48-bit address space: MT_MAP_START where a
+ * memtally segment starts (64 MiB of zero-filled .bss: address space only;
+ * one 4 KiB page of it covers 16 GiB, and only pages where segments live
+ * are touched). A byte, not a bit, so free() tests it with one load and
+ * one compare. Huge blocks aligned to 4 MiB or more start past their
+ * segment's first 4 MiB; they are found through a short list
+ * (mt__huge_segment_of). */
 #define MT_SEGMAP_BITS 48
-#define MT_SEGMAP_WORDS ((size_t)1 << (MT_SEGMAP_BITS - MT_SEG_SHIFT - 6))
-MT_HIDDEN extern _Atomic uint64_t mt__segmap[MT_SEGMAP_WORDS];
+#define MT_SEGMAP_ENTRIES ((size_t)1 << (MT_SEGMAP_BITS - MT_SEG_SHIFT))
+MT_HIDDEN extern _Atomic uint8_t mt__segmap[MT_SEGMAP_ENTRIES];
 #define MT_MAP_NONE 0
 #define MT_MAP_START 1
 
@@ -279,8 +282,8 @@ MT_INLINE mt_segment *mt_segment_of(const void *p) {
 }
 MT_INLINE uint8_t mt_segmap_get(const void *p) {
   uintptr_t s = (uintptr_t)p >> MT_SEG_SHIFT; /* the 4 MiB unit's number */
-  if (mt_unlikely(s >= MT_SEGMAP_WORDS * 64)) return MT_MAP_NONE; /* at or above 2^48 */
-  return (uint8_t)((mt_load(&mt__segmap[s >> 6]) >> (s & 63)) & 1);
+  if (mt_unlikely(s >= MT_SEGMAP_ENTRIES)) return MT_MAP_NONE; /* at or above 2^48 */
+  return mt_load(&mt__segmap[s]);
 }
 /* The descriptor of p's slot in its segment: with descriptors of a power of
  * two bytes, one shift, one mask and one add from p and the segment. */

@@ -14,7 +14,7 @@
 #include "../os/os.h"
 #include "alloc.h"
 
-_Atomic uint64_t mt__segmap[MT_SEGMAP_WORDS];
+_Atomic uint8_t mt__segmap[MT_SEGMAP_ENTRIES];
 
 static pthread_mutex_t mt_seg_lock = PTHREAD_MUTEX_INITIALIZER;
 static mt_segment *mt_seg_cache;     /* empty segments, newest first */
@@ -31,11 +31,9 @@ static _Atomic uint64_t mt_seg_count;
 #define MT_HEADER_BYTES (mt_align_up(sizeof(mt_segment), 4096))
 
 void mt__segmap_set(mt_segment *seg, int on) {
-  uintptr_t a = (uintptr_t)seg;
-  uint64_t bit = 1ULL << ((a >> MT_SEG_SHIFT) & 63);
-  _Atomic uint64_t *w = &mt__segmap[a >> (MT_SEG_SHIFT + 6)];
-  if (on) atomic_fetch_or_explicit(w, bit, memory_order_release);
-  else atomic_fetch_and_explicit(w, ~bit, memory_order_release);
+  uintptr_t s = (uintptr_t)seg >> MT_SEG_SHIFT;
+  mt_assert(s < MT_SEGMAP_ENTRIES);
+  atomic_store_explicit(&mt__segmap[s], on ? MT_MAP_START : MT_MAP_NONE, memory_order_release);
 }
 
 uint64_t mt__segment_count(void) { return mt_load(&mt_seg_count); }
