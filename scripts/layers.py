@@ -26,7 +26,7 @@ LAYERS = [
     ("write", ["write/"]),        # encoders: pprof, stats text and JSON, Prometheus
     ("profile", ["profile/"]),    # symbolization, snapshots to files, when to write
     ("serve", ["serve/"]),        # the live HTTP endpoints
-    ("entry", ["init.c", "init.h", "override.c", "bench.c"]),  # process start, fork, exit; the C/C++ surface
+    ("entry", ["init.c", "init.h", "override.c", "roots.c", "bench.c"]),  # process start, fork, exit; the C/C++ surface; stack roots
 ]
 RANK = {name: i for i, (name, _) in enumerate(LAYERS)}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

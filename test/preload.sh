@@ -139,6 +139,12 @@ fork)
   MEMTALLY_STATS=0 LD_PRELOAD=$lib timeout 120 "$bindir/fork_threads" >"$work/out" 2>"$err" || fail "exit status $?"
   expect_out "forks 200 failed 0"
   ;;
+thread_exits)
+  # pthread_exit, cancellation and main's pthread_exit unwind through memtally's root frames
+  MEMTALLY_PROF_RATE=1 run timeout 120 "$bindir/thread_exits" || fail "exit status $?"
+  expect_out "joined 40 cleaned 40"
+  check_served 40
+  ;;
 *)
   echo "unknown case $case_name"; exit 2 ;;
 esac

@@ -320,7 +320,13 @@ elif CASE == "handoff":
     check(m is not None, "handoff ran")
     path = one("prof.*.exit.pb.gz")
     if m and path:
-        got, _ = read_raw(path)
+        got, stacks = read_raw(path)
+        # a stack ends at main or at the thread's start routine: the C library's start-up
+        # frames are neither recorded nor unwound (src/roots.c)
+        roots = sorted({s[-1] for s in stacks if s})
+        check(roots == ["handoff_worker", "main"], f"stacks end at main and the thread's routine: {roots}")
+        check(all(s[-2:] == ["site_handoff", "handoff_worker"] for s in stacks if s and s[0] == "site_handoff"),
+              "site_handoff's stacks: site_handoff, then handoff_worker, the last frame")
         g = got.get("site_handoff", [0, 0, 0, 0])
         sizes = [8192, 12000, 16384, 40000, 65536, 100000, 100]
         total = sum(sizes[i % len(sizes)] for i in range(3000))

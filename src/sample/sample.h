@@ -148,6 +148,10 @@ MT_HIDDEN int mt__prof_capture(uintptr_t *pcs, uintptr_t ip0, uintptr_t sp0, mt_
 MT_HIDDEN void mt__prof_remember(mt_stack_cache_entry *e, uint32_t stack, uint64_t tid, uint64_t gen);
 /* A zeroed cache for a thread, or NULL. */
 MT_HIDDEN mt_stack_cache *mt__prof_cache_new(void);
+/* The functions that call main and each thread's start routine (the entry
+ * layer's roots.c, shared library only): a stack ends at a frame of either,
+ * which is not recorded. Set once at start-up, before any thread is made. */
+MT_HIDDEN void mt__prof_set_roots(const void *main_root, const void *thread_root);
 /* Forget every stack the cache holds (it passes to another thread): only the
  * keys are cleared, not the 34 KiB of recorded frames. */
 MT_HIDDEN void mt__prof_cache_clear(mt_stack_cache *cache);

@@ -32,6 +32,17 @@ static bool mt_find_self(void) {
 
 static bool mt_in_self(uintptr_t ip) { return ip >= mt_self_lo && ip < mt_self_hi; }
 
+/* The functions that call main and each thread's start routine
+ * (mt__prof_set_roots): a frame of either ends the stack, so the C
+ * library's start-up frames are neither recorded nor unwound, and their
+ * unwind tables stay out of memory. 1 where none were set. */
+static uintptr_t mt_root_main = 1, mt_root_thread = 1;
+
+void mt__prof_set_roots(const void *main_root, const void *thread_root) {
+  mt_root_main = (uintptr_t)main_root;
+  mt_root_thread = (uintptr_t)thread_root;
+}
+
 #define MT_SELF_SEEN 16
 struct mt_unwind {
   uintptr_t *pcs;
@@ -56,6 +67,9 @@ static _Unwind_Reason_Code mt_unwind_step(struct _Unwind_Context *ctx, void *arg
     }
     u->in_self = 0;
   }
+  /* the function this frame is in, from the entry already looked up for it */
+  uintptr_t fn = (uintptr_t)_Unwind_GetRegionStart(ctx);
+  if (fn == mt_root_main || fn == mt_root_thread) return _URC_END_OF_STACK;
   if (u->cfa) u->cfa[u->n] = (uintptr_t)_Unwind_GetCFA(ctx);
   u->pcs[u->n++] = ip - 1; /* a return address: point into the call */
   return u->n >= u->max ? _URC_END_OF_STACK : _URC_NO_REASON;
