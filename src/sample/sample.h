@@ -97,13 +97,17 @@ MT_HIDDEN double mt__prof_one_minus_exp_neg(double x);
 #define MT_STACK_CACHE (1u << MT_STACK_CACHE_BITS)
 #define MT_STACK_WAYS_BITS 2 /* a key may sit in any of 4 entries: callers that share */
 #define MT_STACK_WAYS (1u << MT_STACK_WAYS_BITS) /* a call site and stack depth coexist */
+/* Frames an entry holds: deeper stacks are unwound in full each time. At
+ * 64 the 32 entries took 34 KiB a thread, all of it resident once a
+ * program sampled from a few dozen places. */
+#define MT_STACK_CACHE_FRAMES 32
 typedef struct mt_stack_cache_entry {
   uintptr_t ip0, sp0;                 /* return address into the program, its stack pointer */
   uint32_t n;
   uint32_t stack;                     /* its number in the stack table, valid while */
   uint64_t stack_gen, stack_tid;      /* the table's generation and the thread are these */
-  uintptr_t pcs[MT_PROF_MAX_FRAMES];  /* as recorded (return address - 1) */
-  uintptr_t cfa[MT_PROF_MAX_FRAMES];  /* stack pointer of frame k: pcs[k] + 1 sits just below it */
+  uintptr_t pcs[MT_STACK_CACHE_FRAMES]; /* as recorded (return address - 1) */
+  uintptr_t cfa[MT_STACK_CACHE_FRAMES]; /* stack pointer of frame k: pcs[k] + 1 sits just below it */
 } mt_stack_cache_entry;
 /* Entry points that reach the hook through calls rather than tail calls
  * (calloc, posix_memalign, a growing realloc, ...) give a return address
@@ -153,7 +157,7 @@ MT_HIDDEN mt_stack_cache *mt__prof_cache_new(void);
  * which is not recorded. Set once at start-up, before any thread is made. */
 MT_HIDDEN void mt__prof_set_roots(const void *main_root, const void *thread_root);
 /* Forget every stack the cache holds (it passes to another thread): only the
- * keys are cleared, not the 34 KiB of recorded frames. */
+ * keys are cleared, not the 18 KiB of recorded frames. */
 MT_HIDDEN void mt__prof_cache_clear(mt_stack_cache *cache);
 /* A block that may be a sample is being freed: if it is one, its lifetime
  * and the stack that frees it are recorded and 1 returned, else 0 (cache:

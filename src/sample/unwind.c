@@ -207,7 +207,7 @@ int mt__prof_capture(uintptr_t *pcs, uintptr_t ip0, uintptr_t sp0, mt_stack_cach
     sp0 = cfa[0];
     e = mt_cache_victim(cache, mt_cache_set(cache, ip0, sp0));
   }
-  if (e != NULL && u.n > 0 && pcs[0] + 1 == ip0) { /* the unwinder agrees: remember it */
+  if (e != NULL && u.n > 0 && u.n <= (int)MT_STACK_CACHE_FRAMES && pcs[0] + 1 == ip0) { /* the unwinder agrees: remember it */
     e->ip0 = ip0;
     e->sp0 = sp0;
     e->n = (uint32_t)u.n;
