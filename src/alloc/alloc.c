@@ -295,8 +295,19 @@ static MT_NOINLINE void mt_free_other(void *p, mt_segment *seg, mt_page *page, u
     page = &seg->pages[page->first_slot];
     tag = mt_load(&page->owner_tag);
   }
-  /* this thread's page, maybe on its full queue */
-  if ((tag & ~MT_TAG_FULL) == (uintptr_t)heap) {
+  /* this thread's page, maybe on its full queue, maybe keeping samples in
+   * place: of those only a block marked as one needs the slow path */
+  if ((tag & ~(MT_TAG_FULL | MT_TAG_SAMPLED)) == (uintptr_t)heap) {
+    if (tag & MT_TAG_SAMPLED) {
+      uint32_t marks = atomic_load_explicit(&page->sample_bits, memory_order_relaxed);
+      uint64_t i = mt_page_block_index(page, (uintptr_t)p - (uintptr_t)page->start);
+      if (page->sampled || i >= page->reserved || i >= 32 || ((marks >> i) & 1)) {
+        mt_free_slow(p, seg, page, map);
+        return;
+      }
+      /* the last mark went (freed by another thread): frees go fast again */
+      if (marks == 0) mt__page_untag_samples(heap, page), tag &= ~MT_TAG_SAMPLED;
+    }
     int own = mt_free_own(heap, page, p, tag);
     if (own > 0) return;
     if (own < 0) {

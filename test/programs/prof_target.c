@@ -229,7 +229,10 @@ int main(int argc, char **argv) {
     pthread_barrier_wait(&handoff_bar);
     pthread_join(t, NULL);
     size_t kept = 0, kept_n = 0;
-    for (int i = 2; i < HANDOFF_N; i += 3) kept += handoff_sizes[i % HANDOFF_KINDS], kept_n++;
+    if (argc > 2 && strcmp(argv[2], "all") == 0) /* the last third too: nothing stays */
+      for (int i = 2; i < HANDOFF_N; i += 3) free(handoff_blocks[i]);
+    else
+      for (int i = 2; i < HANDOFF_N; i += 3) kept += handoff_sizes[i % HANDOFF_KINDS], kept_n++;
     printf("handoff kept %zu %zu\n", kept_n, kept);
     return 0; /* the last third stays live in the exit profile */
   }
