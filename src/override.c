@@ -112,10 +112,14 @@ MT_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) { return mt_new_aligned
 MT_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return mt_new_aligned(n, a, 1); }
 MT_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return mt_new_aligned(n, a, 1); }
 
+#ifndef MT_MALLOC_ALIASES /* else aliases of mt_free (alloc.c) */
 MT_EXPORT void _ZdlPv(void *p) { mt_free(p); }
 MT_EXPORT void _ZdaPv(void *p) { mt_free(p); }
+#endif
+#if !defined(MT_MALLOC_ALIASES) || MT_DEBUG
 MT_EXPORT void _ZdlPvm(void *p, size_t n) { mt_free_sized(p, n); }
 MT_EXPORT void _ZdaPvm(void *p, size_t n) { mt_free_sized(p, n); }
+#endif
 MT_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *t) { (void)t; mt_free(p); }
 MT_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *t) { (void)t; mt_free(p); }
 MT_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a; mt_free(p); }

@@ -717,8 +717,16 @@ void mt__report(const char *what, const void *p, int cls) {
 const char *mt_version(void) { return "memtally " MT_VERSION_STRING; }
 
 #ifdef MT_MALLOC_ALIASES
-/* The shared library's malloc and free are these functions under a second
- * name (the rest of the family is in override.c): no jump on the way in. */
+/* The shared library's malloc, free and C++ delete are these functions
+ * under other names (the rest of the family is in override.c): no jump on
+ * the way in. A sized delete is free itself unless the build checks the
+ * size (MT_DEBUG); its size argument is left unread. */
 __attribute__((visibility("default"), alias("mt_malloc"), malloc)) void *malloc(size_t size);
 __attribute__((visibility("default"), alias("mt_free"))) void free(void *p);
+__attribute__((visibility("default"), alias("mt_free"))) void _ZdlPv(void *p);
+__attribute__((visibility("default"), alias("mt_free"))) void _ZdaPv(void *p);
+#if !MT_DEBUG
+__attribute__((visibility("default"), alias("mt_free"))) void _ZdlPvm(void *p);
+__attribute__((visibility("default"), alias("mt_free"))) void _ZdaPvm(void *p);
+#endif
 #endif
