@@ -271,7 +271,7 @@ static mt_page *mt_segment_take(mt_segment *seg, unsigned first, unsigned slots)
  * would cost a madvise and a TLB shootdown per page of samples: under
  * thread churn, 1,220 of them in one run of b_stress). */
 static mt_page *mt_segment_try(mt_segment *seg, unsigned slots, bool clean) {
-  if ((unsigned)__builtin_popcountll(seg->free_mask) < slots) return NULL;
+  if (MT_SLOTS - 1 - seg->used_slots < slots) return NULL; /* the free slots, without a popcount call */
   uint64_t dirty = seg->dirty_mask & seg->free_mask;
   int first = mt_find_run(clean ? seg->free_mask & ~dirty : dirty, slots);
   if (first < 0) first = mt_find_run(seg->free_mask, slots);
