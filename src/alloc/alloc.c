@@ -283,6 +283,23 @@ static int mt_free_remote(mt_heap *heap, mt_page *page, mt_block *b, uintptr_t t
   return 0;
 }
 
+/* The owner's free into its page that keeps samples in place (tag: the
+ * heap's, with MT_TAG_SAMPLED): only a block marked as one needs the slow
+ * path. Out of line, so that other threads' frees through mt_free_other
+ * carry none of it. */
+static MT_NOINLINE void mt_free_own_marked(void *p, mt_segment *seg, mt_page *page, uint8_t map, uintptr_t tag) {
+  mt_heap *heap = mt__tls_heap;
+  uint32_t marks = atomic_load_explicit(&page->sample_bits, memory_order_relaxed);
+  uint64_t i = mt_page_block_index(page, (uintptr_t)p - (uintptr_t)page->start);
+  if (page->sampled || i >= page->reserved || i >= 32 || ((marks >> i) & 1)) {
+    mt_free_slow(p, seg, page, map);
+    return;
+  }
+  /* the last mark went (freed by another thread): frees go fast again */
+  if (marks == 0) mt__page_untag_samples(heap, page), tag &= ~MT_TAG_SAMPLED;
+  if (mt_free_own(heap, page, p, tag) <= 0) mt_free_slow(p, seg, page, map);
+}
+
 /* A block of a page this thread does not own, or anything odd: reached by a
  * tail call, so the fast path above saves no register. */
 static MT_NOINLINE void mt_free_other(void *p, mt_segment *seg, mt_page *page, uint8_t map) {
@@ -295,18 +312,11 @@ static MT_NOINLINE void mt_free_other(void *p, mt_segment *seg, mt_page *page, u
     page = &seg->pages[page->first_slot];
     tag = mt_load(&page->owner_tag);
   }
-  /* this thread's page, maybe on its full queue, maybe keeping samples in
-   * place: of those only a block marked as one needs the slow path */
+  /* this thread's page, maybe on its full queue, maybe keeping samples in place */
   if ((tag & ~(MT_TAG_FULL | MT_TAG_SAMPLED)) == (uintptr_t)heap) {
     if (tag & MT_TAG_SAMPLED) {
-      uint32_t marks = atomic_load_explicit(&page->sample_bits, memory_order_relaxed);
-      uint64_t i = mt_page_block_index(page, (uintptr_t)p - (uintptr_t)page->start);
-      if (page->sampled || i >= page->reserved || i >= 32 || ((marks >> i) & 1)) {
-        mt_free_slow(p, seg, page, map);
-        return;
-      }
-      /* the last mark went (freed by another thread): frees go fast again */
-      if (marks == 0) mt__page_untag_samples(heap, page), tag &= ~MT_TAG_SAMPLED;
+      mt_free_own_marked(p, seg, page, map, tag);
+      return;
     }
     int own = mt_free_own(heap, page, p, tag);
     if (own > 0) return;
