@@ -74,11 +74,20 @@ try:
         check(m1["freed_by"][0]["site"] == "main" and m1["other_thread"] == 0, "site_1ms: freed by main, same thread")
         rules = {s: r.get("rule") for s, r in R.items()}
         check(rules.get("site_instant") == "die-young", f"die-young on site_instant ({rules.get('site_instant')})")
-        check(rules.get("site_1ms") == "die-together", f"die-together on site_1ms ({rules.get('site_1ms')})")
-        check("region" in R["site_1ms"].get("advice", ""), "die-together advises a region")
+        # die-together needs the deaths within max(median, 2 ms) of each other (p90 - p10); each
+        # batch sleeps 1 ms, and on a loaded machine the sleeps overshoot by more: then it must not fire
+        spread = m1["p90_ns"] - m1["p10_ns"]
+        together = spread <= max(m1["median_ns"], 2 * MS)
+        if together:
+            check(rules.get("site_1ms") == "die-together", f"die-together on site_1ms ({rules.get('site_1ms')})")
+            check("region" in R["site_1ms"].get("advice", ""), "die-together advises a region")
+        else:
+            print(f"note: site_1ms's deaths spread over {spread / MS:.1f} ms (a loaded machine): no die-together")
+            check(rules.get("site_1ms") is None, f"no rule on site_1ms when its deaths spread ({rules.get('site_1ms')})")
         check(rules.get("site_forever") == "long-lived", f"long-lived on site_forever ({rules.get('site_forever')})")
         check(rules.get("site_100ms") is None, "no rule on site_100ms (50 objects)")
-        check(sum(1 for r in rules.values() if r == "die-together") == 1, f"die-together nowhere else: {rules}")
+        check(sum(1 for r in rules.values() if r == "die-together") == (1 if together else 0),
+              f"die-together nowhere else: {rules}")
         txt = subprocess.run([TOOL, "report", lt[0]], capture_output=True, text=True).stdout
         check(txt.startswith("lifetimes by function") and "site_1ms" in txt and "median" in txt,
               "report on a lifetimes profile prints the lifetimes table")
@@ -103,7 +112,9 @@ try:
         check(1.0 * MS <= m1.get("median_ns", 0) <= 3 * MS, f"site_1ms: median {m1.get('median_ns', 0) / MS:.2f} ms")
         i = R.get("site_instant", {})
         check(i.get("p90_ns", 1e9) < 50e3, f"site_instant: p90 {i.get('p90_ns', 0):.0f} ns")
-        check(R.get("site_1ms", {}).get("rule") == "die-together", "die-together fires on the sampled profile too")
+        together = m1.get("p90_ns", 0) - m1.get("p10_ns", 0) <= max(m1.get("median_ns", 0), 2 * MS)  # as in exact
+        check((m1.get("rule") == "die-together") == together,
+              f"die-together fires on the sampled profile too, when the deaths are close ({m1.get('rule')})")
     elif CASE == "exit":
         # ended through _exit (as dash ends sh -c): the lifetimes profile is written all the same
         lt, ex = run(rate="1", scale="0.1", how="_exit")
