@@ -41,7 +41,11 @@ static int wait_child(pid_t pid, int want) {
   int st = 0;
   while (waitpid(pid, &st, 0) < 0)
     if (errno != EINTR) return 0;
-  return WIFEXITED(st) && WEXITSTATUS(st) == want;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == want) return 1;
+  /* say how it went wrong: the exit status (4: malloc NULL, 5: region, 6: strdup, 3: alarm) or the signal */
+  if (WIFEXITED(st)) fprintf(stderr, "test_fork: child %d exited with %d, not %d\n", (int)pid, WEXITSTATUS(st), want);
+  else if (WIFSIGNALED(st)) fprintf(stderr, "test_fork: child %d killed by signal %d\n", (int)pid, WTERMSIG(st));
+  return 0;
 }
 
 /* ---- deadlock: fork against getline and fflush(NULL) ---- */

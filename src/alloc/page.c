@@ -18,32 +18,30 @@ mt_page mt__page_empty; /* free == NULL: every pop from it takes the slow path *
 #define MT_EXTEND_MIN 4      /* blocks an extension links at least */
 
 
-void mt__page_queue_push(mt_page_queue *q, mt_page *page) {
-  mt_assert(page->next == NULL && page->prev == NULL && q->first != page);
+/* Link page into q at its front, or at its back: a page that has room again
+ * after being full goes behind the pages that were waiting there. Those are
+ * used up first, and this one keeps collecting frees meanwhile, so live
+ * blocks gather in fewer pages and more pages empty out (mimalloc does the
+ * same). Taken from the front, pages that had one block back were filled
+ * again at once: espresso's peak 7.8 -> 6.4 MiB (paired runs), 3.8 % fewer
+ * instructions. */
+static void mt_page_queue_link(mt_page_queue *q, mt_page *page, bool back) {
+  mt_assert(page->next == NULL && page->prev == NULL && q->first != page && q->last != page);
   mt_assert((q->first == NULL) == (q->last == NULL));
-  page->prev = NULL;
-  page->next = q->first;
-  if (q->first) q->first->prev = page;
-  else q->last = page;
-  q->first = page;
+  if (q->first == NULL) {
+    q->first = q->last = page;
+  } else if (back) {
+    page->prev = q->last;
+    q->last->next = page;
+    q->last = page;
+  } else {
+    page->next = q->first;
+    q->first->prev = page;
+    q->first = page;
+  }
 }
 
-/* A page that has room again after being full goes to the back of its
- * queue, behind the pages that were waiting there: those are used up
- * first, and this one keeps collecting frees meanwhile, so live blocks
- * gather in fewer pages and more pages empty out (mimalloc does the same).
- * Taken from the front, pages that had one block back were filled again at
- * once: espresso's peak 7.8 -> 6.4 MiB (paired runs), 3.8 % fewer
- * instructions. */
-static void mt_page_queue_push_back(mt_page_queue *q, mt_page *page) {
-  mt_assert(page->next == NULL && page->prev == NULL && q->last != page);
-  mt_assert((q->first == NULL) == (q->last == NULL));
-  page->next = NULL;
-  page->prev = q->last;
-  if (q->last) q->last->next = page;
-  else q->first = page;
-  q->last = page;
-}
+void mt__page_queue_push(mt_page_queue *q, mt_page *page) { mt_page_queue_link(q, page, false); }
 
 void mt__page_queue_remove(mt_page_queue *q, mt_page *page) {
   mt_assert(page->prev != NULL || q->first == page); /* it is on this queue */
@@ -288,7 +286,7 @@ void mt__heap_collect_remote(mt_heap *heap, unsigned cls) {
           mt_assert(page->in_full && page->cls == cls);
           mt__page_queue_remove(MT_FULL(heap, page), page);
           mt__page_unmark_full(page);
-          mt_page_queue_push_back(MT_AVAIL(heap, page), page);
+          mt_page_queue_link(MT_AVAIL(heap, page), page, true);
         }
       }
       page = next;
@@ -411,7 +409,7 @@ void mt__page_empty_local(mt_heap *heap, mt_page *page) {
   if (page->used != 0) { /* a local free into a full page: it has room again */
     mt__page_queue_remove(MT_FULL(heap, page), page);
     mt__page_unmark_full(page);
-    mt_page_queue_push_back(MT_AVAIL(heap, page), page);
+    mt_page_queue_link(MT_AVAIL(heap, page), page, true);
     return;
   }
   if (page->cls == MT_CLASS_LARGE) {
