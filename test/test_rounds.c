@@ -1,6 +1,6 @@
 /* test_rounds.c -- rounds of threads that hand blocks to each other through shared slots
  *
- * usage: test_rounds [THREADS] [SCALE] [ROUNDS]   (defaults 32 50 20)
+ * usage: test_rounds [THREADS] [SCALE] [ROUNDS] [PEAK_MIB]   (defaults 32 50 20, no bound)
  * Our equivalent of mimalloc's test-stress: each round starts THREADS
  * threads and joins them; a thread allocates (calloc, then fills) blocks of
  * 2^k words with a rare large, huge or giant one, keeps some to the end of
@@ -9,13 +9,17 @@
  * the owner has exited. Half the slots survive into the next round. Every
  * block is checked word by word when freed; a bad word aborts at once. The
  * run is bounded: work per round is fixed by SCALE. The workload is
- * bench/stress_work.h, which the benchmark b_stress runs too. */
+ * bench/stress_work.h, which the benchmark b_stress runs too. With
+ * PEAK_MIB, the peak of committed memory must stay within it: the segments
+ * a generation leaves are taken up by the next one's threads, each adopting
+ * what it can use, rather than hoarded by one while the other maps new ones. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #include "check.h"
+#include "memtally.h"
 #include "mt_api.h"
 
 static int scale = 50;
@@ -37,6 +41,7 @@ int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 32;
   scale = argc > 2 ? atoi(argv[2]) : 50;
   int rounds = argc > 3 ? atoi(argv[3]) : 20;
+  long peak_mib = argc > 4 ? atol(argv[4]) : 0;
   uint64_t r = 0x7feb352d;
   pthread_t *t = calloc((size_t)threads, sizeof *t);
   for (int round = 0; round < rounds; round++) {
@@ -45,6 +50,10 @@ int main(int argc, char **argv) {
     stress_round_end(&r, round + 1 == rounds);
   }
   free(t);
-  fprintf(stderr, "%d threads x scale %d x %d rounds\n", threads, scale, rounds);
+  mt_stats st = {.size = sizeof st};
+  CHECK(mt_stats_get(&st) == 0);
+  fprintf(stderr, "%d threads x scale %d x %d rounds, committed peak %.1f MiB\n", threads, scale, rounds,
+          (double)st.bytes_committed_peak / (1 << 20));
+  if (peak_mib > 0) CHECKF(st.bytes_committed_peak <= (uint64_t)peak_mib << 20, "committed peak over %ld MiB", peak_mib);
   return check_summary("test_rounds");
 }

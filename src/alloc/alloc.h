@@ -328,7 +328,7 @@ MT_HIDDEN void mt__heap_validate(mt_heap *heap); /* every queue and page of heap
 /* A span of slots (NULL: no memory); clean: one whose memory is not resident
  * (a page of samples touches little of its span). */
 MT_HIDDEN mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots, bool clean);
-MT_HIDDEN mt_segment *mt__segment_adopt(mt_heap *heap); /* an abandoned segment, adopted; or NULL */
+MT_HIDDEN mt_segment *mt__segment_adopt(mt_heap *heap, unsigned cls, int sampled); /* an abandoned segment (holding a page of cls with free blocks, unless cls is MT_NCLASSES), adopted; or NULL */
 MT_HIDDEN int mt__segment_span_extend(mt_segment *seg, mt_page *page, unsigned slots);
 MT_HIDDEN void mt__segment_span_free(mt_heap *heap, mt_segment *seg, mt_page *page);
 MT_HIDDEN void mt__segment_purge(mt_segment *seg, uint64_t now, uint64_t delay, bool force);

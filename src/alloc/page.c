@@ -322,7 +322,7 @@ mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls, int sampled) {
   mt__heap_collect_remote(heap, cls);
   page = mt_page_find_avail(heap, cls, sampled);
   if (page != NULL) return page;
-  for (int i = 0; i < MT_ADOPT_PER_CALL && mt__segment_adopt(heap) != NULL; i++) {
+  for (int i = 0; i < MT_ADOPT_PER_CALL && mt__segment_adopt(heap, cls, sampled) != NULL; i++) {
     page = mt_page_find_avail(heap, cls, sampled);
     if (page != NULL) return page;
   }

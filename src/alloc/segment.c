@@ -26,6 +26,7 @@ static mt_segment *mt_seg_cache;     /* empty segments, newest first */
 static mt_segment *_Atomic mt_seg_reserve; /* written under mt_seg_lock, looked at without */
 static size_t mt_seg_cache_count;
 static mt_segment *mt_seg_abandoned; /* segments whose thread exited */
+static mt_segment *mt_seg_none;      /* stays NULL: the end of a bounded look */
 static _Atomic uint64_t mt_seg_count;
 
 #define MT_HEADER_BYTES (mt_align_up(sizeof(mt_segment), 4096))
@@ -162,13 +163,45 @@ static void mt_segment_adopt(mt_heap *heap, mt_segment *seg) {
   atomic_fetch_or_explicit(&heap->remote_pending[1], ~0ULL, memory_order_relaxed);
 }
 
-/* Take an abandoned segment, if any, into heap: its live pages join the
- * heap's queues. Returns it, or NULL when none is waiting. */
-mt_segment *mt__segment_adopt(mt_heap *heap) {
+/* Does seg hold a page of class cls (of the sampled kind or not) that has
+ * blocks to give? Called under mt_seg_lock while seg is on the abandoned
+ * list: no thread changes its pages then but through that lock, except
+ * that remote frees push onto xfree, which is only looked at. */
+static bool mt_segment_offers(const mt_segment *seg, unsigned cls, int sampled) {
+  for (unsigned i = 1; i < MT_SLOTS;) {
+    const mt_page *page = &seg->pages[i];
+    if (seg->free_mask & (1ULL << i)) {
+      i++;
+      continue;
+    }
+    if (page->cls == cls && page->sampled == sampled &&
+        (page->free != NULL || page->capacity < page->reserved ||
+         mt_xfree_head(atomic_load_explicit(&page->xfree, memory_order_relaxed)) != NULL))
+      return true;
+    i += page->slot_count ? page->slot_count : 1;
+  }
+  return false;
+}
+
+/* Abandoned segments looked at per call for one with a page of the class
+ * wanted. The rest stay abandoned for threads that want what they hold. */
+#define MT_ADOPT_LOOK 8
+
+/* Take an abandoned segment into heap: its live pages join the heap's
+ * queues. With cls < MT_NCLASSES, only one that holds a page of that class
+ * with blocks to give (see mt__page_alloc_slow); with MT_NCLASSES, the
+ * first. Returns it, or NULL when none is waiting or none fits. */
+mt_segment *mt__segment_adopt(mt_heap *heap, unsigned cls, int sampled) {
   for (;;) {
     pthread_mutex_lock(&mt_seg_lock);
-    mt_segment *seg = mt_seg_abandoned;
-    if (seg != NULL) mt_seg_abandoned = seg->next;
+    mt_segment **at = &mt_seg_abandoned;
+    if (cls < MT_NCLASSES) {
+      int looked = 0;
+      while (*at != NULL && !mt_segment_offers(*at, cls, sampled))
+        at = ++looked < MT_ADOPT_LOOK ? &(*at)->next : &mt_seg_none;
+    }
+    mt_segment *seg = *at;
+    if (seg != NULL) *at = seg->next;
     pthread_mutex_unlock(&mt_seg_lock);
     if (seg == NULL) return NULL;
     seg->next = NULL;
@@ -311,7 +344,7 @@ mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots, bool clean) {
     if (page != NULL) return page;
   }
   for (int i = 0; i < MT_ADOPT_FOR_SPAN; i++) {
-    mt_segment *seg = mt__segment_adopt(heap);
+    mt_segment *seg = mt__segment_adopt(heap, MT_NCLASSES, 0);
     if (seg == NULL) break;
     mt_page *page = mt_segment_try(seg, slots, clean);
     if (page != NULL) return page;
