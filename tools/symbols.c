@@ -27,6 +27,44 @@
 #include <gelf.h>
 #endif
 
+/* ---- demangling ---- */
+
+typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
+
+static demangle_fn demangler(void) {
+  static int tried;
+  static demangle_fn fn;
+  if (!tried) {
+    tried = 1;
+    fn = (demangle_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    if (fn == NULL) {
+      void *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+      if (h != NULL) fn = (demangle_fn)(uintptr_t)dlsym(h, "__cxa_demangle");
+    }
+  }
+  return fn;
+}
+
+/* name demangled into a string owned by p, or name itself. */
+static const char *demangled(mtt_profile *p, const char *name, mtt_sym_stats *st) {
+  if (strncmp(name, "_Z", 2) != 0 || strlen(name) > 4096) return name;
+  demangle_fn fn = demangler();
+  if (fn == NULL) return name;
+  int status = 0;
+  char *d = fn(name, NULL, NULL, &status);
+  if (status != 0 || d == NULL) {
+    free(d);
+    return name;
+  }
+  const char *kept = mtt_profile_strdup(p, d);
+  free(d);
+  if (kept == NULL) return name;
+  st->demangled++;
+  return kept;
+}
+
+#ifdef MTT_HAVE_LIBDW
+
 /* ---- functions by (name, file), added to the profile ---- */
 
 typedef struct fn_index {
@@ -81,43 +119,6 @@ static uint64_t function_of(mtt_profile *p, fn_index *x, const char *name, const
   return p->nfunctions - 1;
 }
 
-/* ---- demangling ---- */
-
-typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
-
-static demangle_fn demangler(void) {
-  static int tried;
-  static demangle_fn fn;
-  if (!tried) {
-    tried = 1;
-    fn = (demangle_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "__cxa_demangle");
-    if (fn == NULL) {
-      void *h = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
-      if (h != NULL) fn = (demangle_fn)(uintptr_t)dlsym(h, "__cxa_demangle");
-    }
-  }
-  return fn;
-}
-
-/* name demangled into a string owned by p, or name itself. */
-static const char *demangled(mtt_profile *p, const char *name, mtt_sym_stats *st) {
-  if (strncmp(name, "_Z", 2) != 0 || strlen(name) > 4096) return name;
-  demangle_fn fn = demangler();
-  if (fn == NULL) return name;
-  int status = 0;
-  char *d = fn(name, NULL, NULL, &status);
-  if (status != 0 || d == NULL) {
-    free(d);
-    return name;
-  }
-  const char *kept = mtt_profile_strdup(p, d);
-  free(d);
-  if (kept == NULL) return name;
-  st->demangled++;
-  return kept;
-}
-
-#ifdef MTT_HAVE_LIBDW
 
 /* ---- one object file, through libdwfl ---- */
 
@@ -331,10 +332,11 @@ static int resolve_files(mtt_profile *p, const mtt_sym_options *o, mtt_sym_stats
 
 int mtt_symbolize(mtt_profile *p, const mtt_sym_options *o, mtt_sym_stats *st) {
   memset(st, 0, sizeof *st);
-  fn_index fx = {NULL, 0, p->nfunctions};
   int rc = 0;
 #ifdef MTT_HAVE_LIBDW
+  fn_index fx = {NULL, 0, p->nfunctions};
   if (o->use_files) rc = resolve_files(p, o, st, &fx);
+  free(fx.slot);
 #else
   (void)o;
 #endif
@@ -343,6 +345,5 @@ int mtt_symbolize(mtt_profile *p, const mtt_sym_options *o, mtt_sym_stats *st) {
     if (p->locations[i].nlines && p->locations[i].lines[0].function < p->nfunctions &&
         p->functions[p->locations[i].lines[0].function].name[0])
       st->named++;
-  free(fx.slot);
   return rc;
 }
