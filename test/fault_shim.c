@@ -1,4 +1,5 @@
-/* fault_shim.c -- a preloaded library that makes anonymous mmap, mremap and madvise fail on demand
+/* fault_shim.c -- a preloaded library that makes anonymous mmap, mremap and madvise fail on demand,
+ * and stalls a thread in munmap
  *
  * Preloaded ahead of libmemtally, its mmap/mremap/madvise are the ones
  * memtally calls. Mappings of files always go through. The test program
@@ -7,6 +8,8 @@
  *   FAULT_ALWAYS   every anonymous mapping fails (the OS refuses memory)
  *   FAULT_AFTER n  n more calls go through, then every one fails
  *   FAULT_EVERY n  every nth call fails
+ * and with fault_stall_next_munmap a thread's next small munmap unmaps,
+ * then waits for fault_release (a fork test catches memtally there).
  * Calls go to the kernel directly, never back into the C library (whose
  * wrappers are what this library replaces). */
 #define _GNU_SOURCE
@@ -75,4 +78,25 @@ __attribute__((visibility("default"))) int madvise(void *addr, size_t len, int a
     return -1;
   }
   return (int)syscall(SYS_madvise, addr, len, advice);
+}
+
+static _Thread_local int stall_armed;
+static _Atomic int stalled, released;
+
+__attribute__((visibility("default"))) void fault_stall_next_munmap(void) {
+  atomic_store(&released, 0);
+  stall_armed = 1;
+}
+__attribute__((visibility("default"))) int fault_stalled(void) { return atomic_load(&stalled); }
+__attribute__((visibility("default"))) void fault_release(void) { atomic_store(&released, 1); }
+
+__attribute__((visibility("default"))) int munmap(void *addr, size_t len) {
+  int r = (int)syscall(SYS_munmap, addr, len);
+  if (stall_armed && len < ((size_t)1 << 20)) {
+    stall_armed = 0;
+    atomic_store(&stalled, 1);
+    while (!atomic_load(&released)) usleep(1000);
+    atomic_store(&stalled, 0);
+  }
+  return r;
 }

@@ -9,6 +9,9 @@
  *                                     program mallocs, frees and forks; the handler forks too
  *        test_fork child SECONDS      the child goes on allocating (every size, a region) after
  *                                     fork while threads in the parent were allocating
+ *        test_fork lifetimes 1        (fault_shim.so preloaded, MEMTALLY_PROF_RATE=1) fork once
+ *                                     while a thread is caught growing the profiler's lifetimes
+ *                                     table, between unmapping a table and its next step
  * Each child must exit with the expected status; the parent must finish within its alarm. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault_shim.h"
 #include "memtally.h"
 
 static atomic_int stop;
@@ -238,9 +242,64 @@ static int run_child(int seconds) {
   return bad_children == 0 && forks > 0 ? 0 : 1;
 }
 
+/* ---- lifetimes: fork while a thread grows the lifetimes table ---- */
+
+/* Blocks allocated at 40 stack depths and freed at 10: 400 pairs of stacks,
+ * each an entry of the lifetimes table, all within the 64 frames kept. */
+enum { ADEPTHS = 40, FDEPTHS = 10 };
+static void *blocks[ADEPTHS][FDEPTHS];
+
+static __attribute__((noinline)) void *alloc_at(int depth) {
+  void *p = depth > 0 ? alloc_at(depth - 1) : malloc(48);
+  __asm__ volatile("" : : "r"(p) : "memory"); /* no tail call: the frames stay */
+  return p;
+}
+
+static __attribute__((noinline)) void free_at(int depth, void *p) {
+  if (depth > 0) free_at(depth - 1, p);
+  else free(p);
+  __asm__ volatile("" : : : "memory");
+}
+
+/* Frees every block, so the lifetimes table grows, first unmapping its first table. */
+static void *life_grower(void *arg) {
+  (void)arg;
+  fault_stall_next_munmap();
+  for (int a = 0; a < ADEPTHS; a++)
+    for (int f = 0; f < FDEPTHS; f++) free_at(f, blocks[a][f]);
+  return NULL;
+}
+
+static int run_lifetimes(void) {
+  if (!fault_stall_next_munmap) {
+    fprintf(stderr, "test_fork lifetimes: fault_shim.so is not preloaded\n");
+    return 2;
+  }
+  for (int a = 0; a < ADEPTHS; a++)
+    for (int f = 0; f < FDEPTHS; f++) blocks[a][f] = alloc_at(a);
+  pthread_t t;
+  pthread_create(&t, NULL, life_grower, NULL);
+  for (int ms = 0; !fault_stalled() && ms < 10000; ms++) usleep(1000);
+  if (!fault_stalled()) {
+    fprintf(stderr, "test_fork lifetimes: the lifetimes table never grew (no munmap in the freeing thread)\n");
+    return 1;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20);
+    for (int i = 0; i < 2000; i++) free(alloc_at(i % 50)); /* sampled frees: the child's own table */
+    _exit(child_work());
+  }
+  int ok = wait_child(pid, 0);
+  fault_release();
+  pthread_join(t, NULL);
+  printf("lifetimes: %s\n", ok ? "ok" : "FAILED");
+  return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: test_fork deadlock|signal|child N\n");
+    fprintf(stderr, "usage: test_fork deadlock|signal|child|lifetimes N\n");
     return 2;
   }
   int n = atoi(argv[2]);
@@ -248,6 +307,10 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "deadlock") == 0) {
     alarm((unsigned)n + 60);
     return run_deadlock(n);
+  }
+  if (strcmp(argv[1], "lifetimes") == 0) {
+    alarm(120);
+    return run_lifetimes();
   }
   if (strcmp(argv[1], "signal") == 0) {
     alarm(240);

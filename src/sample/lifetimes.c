@@ -47,8 +47,10 @@ static int mt_life_grow(void) {
     while (t[j].free_stack != 0) j = (j + 1) & (slots - 1);
     t[j] = *r;
   }
-  if (mt_life) mt__os_unreserve(mt_life, sizeof(mt_life_rec) * mt_life_slots);
+  mt_life_rec *old = mt_life;
+  size_t old_slots = mt_life_slots;
   mt_life = t, mt_life_slots = slots;
+  if (old) mt__os_unreserve(old, sizeof(mt_life_rec) * old_slots);
   return 0;
 }
 
@@ -123,8 +125,17 @@ size_t mt__life_count(void) {
   return n;
 }
 
+/* The fork child (the only thread left). A lock held at fork means a
+ * thread may have been growing the table: the old one may already be
+ * unmapped with the pointer not yet moved, or pointer and size may
+ * disagree. The child then starts with no table (the new one leaks). */
 void mt__life_reset(void) {
-  atomic_store_explicit(&mt_life_lock, 0, memory_order_relaxed); /* the fork child's own */
-  if (mt_life != NULL) memset(mt_life, 0, sizeof(mt_life_rec) * mt_life_slots);
+  if (atomic_load_explicit(&mt_life_lock, memory_order_relaxed)) {
+    mt_life = NULL;
+    mt_life_slots = 0;
+  } else if (mt_life != NULL) {
+    memset(mt_life, 0, sizeof(mt_life_rec) * mt_life_slots);
+  }
   mt_life_used = 0;
+  atomic_store_explicit(&mt_life_lock, 0, memory_order_relaxed); /* the child's own */
 }
