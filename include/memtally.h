@@ -60,8 +60,9 @@ typedef struct mt_stats {
   uint32_t version;          /* MT_STATS_VERSION */
   uint64_t allocs;           /* allocations, all classes, cumulative */
   uint64_t frees;            /* frees, cumulative */
-  uint64_t bytes_allocated;  /* bytes of blocks handed out, cumulative (block sizes) */
-  uint64_t bytes_in_use;     /* bytes of blocks currently allocated */
+  uint64_t bytes_allocated;  /* bytes handed out, cumulative, by size class (the class of the size asked for) */
+  uint64_t bytes_in_use;     /* bytes of blocks currently allocated, as held: a small profiler
+                                sample sits in a block of up to twice its class */
   uint64_t bytes_in_use_peak;/* high-water mark of bytes_in_use (sampled, see README) */
   uint64_t bytes_committed;  /* bytes the OS may back with memory: mapped and not purged */
   uint64_t bytes_committed_peak;
@@ -82,8 +83,9 @@ typedef struct mt_stats {
 /* Fill *st (st->size must be at least the part the caller knows; set it to
  * sizeof(mt_stats)). Returns 0, or -1 with errno = EINVAL for NULL. */
 MT_API int mt_stats_get(mt_stats *st);
-/* Counters of the calling thread only: allocations and bytes allocated,
- * cumulative. Exact; used by benchmark harnesses for allocs/op and B/op. */
+/* Counters of the calling thread only: allocations and bytes allocated by
+ * size class, cumulative. Exact; used by benchmark harnesses for allocs/op
+ * and B/op. */
 MT_API void mt_thread_counters(uint64_t *allocs, uint64_t *bytes);
 /* Print a readable table; never allocates from the heap. */
 MT_API void mt_stats_print(FILE *out);

@@ -4,9 +4,10 @@
  * set to the nearer of two distances: bytes until the next bookkeeping
  * (peak of bytes in use, purging, profile timers) and bytes until the next
  * profiler sample, drawn from an exponential distribution. A sampled small
- * block is handed back to its page and replaced by a block of the same class
- * from a page that holds only samples, so free() recognises samples by their
- * page's tag and unsampled frees never look anything up. */
+ * block is handed back to its page and replaced by a block of its class's
+ * bin (mt__sample_bin) from a page that holds only samples, so free()
+ * recognises samples by their page's tag and unsampled frees never look
+ * anything up. */
 #include "../options/options.h"
 #include "../os/os.h"
 #include "../sample/sample.h"
@@ -89,15 +90,22 @@ void *mt__countdown_hit(mt_heap *heap, mt_page *page, void *block, size_t size) 
       if (!(tag & MT_TAG_SAMPLED)) mt_store(&page->owner_tag, tag | MT_TAG_SAMPLED);
     } else if (page != NULL && page->cls < MT_NCLASSES && !page->sampled) {
       /* Give the block back (its link is intact) and take one from a page
-       * of samples; the class counters stay as they were. */
+       * of samples of its bin; the allocation is counted in the bin's
+       * class, which its free will count. */
       mt_block *b = block;
       mt_track_free(b, page->block_size);
       b->freed = mt__free_key;
       page->free = b;
       page->used--;
-      void *s = mt_sampled_block(heap, page->cls, size);
+      unsigned bin = mt__sample_bin[page->cls];
+      void *s = mt_sampled_block(heap, bin, size);
       if (s != NULL) {
         block = s;
+        if (bin != page->cls) {
+          mt_counter_add(&heap->nalloc[page->cls], (uint64_t)-1);
+          mt_counter_add(&heap->nalloc[bin], 1);
+          mt_counter_add(&heap->sample_bin_bytes, mt__class_size[bin] - mt__class_size[page->cls]);
+        }
       } else {
         (void)mt_page_take_head(page, b); /* marked just above */
         mt_track_malloc(b, size, page->block_size);

@@ -224,7 +224,7 @@ static void mt_page_init(mt_heap *heap, mt_page *page, unsigned cls, uint32_t bs
   mt_store(&page->owner_tag, (uintptr_t)heap | (sampled ? MT_TAG_SAMPLED : 0));
 }
 
-static unsigned mt_class_slots(unsigned cls) {
+unsigned mt__class_slots(unsigned cls) {
   size_t want = (size_t)mt__class_size[cls] * 8; /* at least 8 blocks a page */
   size_t slots = (want + MT_SLOT_SIZE - 1) >> MT_SLOT_SHIFT;
   return slots == 0 ? 1 : (unsigned)slots;
@@ -327,7 +327,7 @@ mt_page *mt__page_alloc_slow(mt_heap *heap, unsigned cls, int sampled) {
     if (page != NULL) return page;
   }
   uint32_t bsize = mt__class_size[cls];
-  unsigned slots = mt_class_slots(cls);
+  unsigned slots = mt__class_slots(cls);
   if (mt_load(&mt__os_over_limit)) mt__heap_maintain(heap, true);
   page = mt__segment_span_alloc(heap, slots, sampled != 0);
   if (page == NULL) return NULL;

@@ -19,6 +19,7 @@ static _Atomic uint64_t mt_peak_in_use;
 typedef struct mt_sums {
   uint64_t nalloc[MT_CLASS_COUNT], nfree[MT_CLASS_COUNT];
   uint64_t huge_alloc, huge_free, large_alloc, large_free;
+  uint64_t sample_bin_bytes;
   uint64_t heaps;
 } mt_sums;
 
@@ -33,6 +34,7 @@ static void mt_sum_heaps(mt_sums *s) {
     s->huge_free += mt_load(&h->huge_bytes_free);
     s->large_alloc += mt_load(&h->large_bytes_alloc);
     s->large_free += mt_load(&h->large_bytes_free);
+    s->sample_bin_bytes += mt_load(&h->sample_bin_bytes);
     s->heaps++;
   }
 }
@@ -77,6 +79,7 @@ int mt_stats_get(mt_stats *st) {
     if (c < MT_NCLASSES) out.bytes_allocated += s.nalloc[c] * mt__class_size[c];
   }
   out.bytes_allocated += s.large_alloc + s.huge_alloc;
+  out.bytes_allocated -= s.sample_bin_bytes; /* what was asked for by class, not the samples' bins */
   out.bytes_in_use = mt_sums_in_use(&s);
   uint64_t peak = mt_load(&mt_peak_in_use);
   while (out.bytes_in_use > peak && !atomic_compare_exchange_weak(&mt_peak_in_use, &peak, out.bytes_in_use)) {
@@ -116,6 +119,7 @@ void mt_thread_counters(uint64_t *allocs, uint64_t *bytes) {
       if (c < MT_NCLASSES) b += n * mt__class_size[c];
     }
     b += mt_load(&h->large_bytes_alloc) + mt_load(&h->huge_bytes_alloc);
+    b -= mt_load(&h->sample_bin_bytes);
   }
   if (allocs) *allocs = a;
   if (bytes) *bytes = b;
