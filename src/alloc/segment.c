@@ -297,17 +297,17 @@ static mt_page *mt_segment_take(mt_segment *seg, unsigned first, unsigned slots)
   return page;
 }
 
-/* A run of free slots: dirty ones first (their memory is resident: no page
+/* A run of free slots: dirty ones (their memory is resident: no page
  * faults), or with clean set, slots whose memory is not (never touched, or
- * purged), for a page that will touch little of its span. Either way any
- * run will do when the preferred kind has none (purging a dirty run first
- * would cost a madvise and a TLB shootdown per page of samples: under
+ * purged), for a page that will touch little of its span. With any set,
+ * any run will do when the preferred kind has none (purging a dirty run
+ * first would cost a madvise and a TLB shootdown per page of samples: under
  * thread churn, 1,220 of them in one run of b_stress). */
-static mt_page *mt_segment_try(mt_segment *seg, unsigned slots, bool clean) {
+static mt_page *mt_segment_try(mt_segment *seg, unsigned slots, bool clean, bool any) {
   if (MT_SLOTS - 1 - seg->used_slots < slots) return NULL; /* the free slots, without a popcount call */
   uint64_t dirty = seg->dirty_mask & seg->free_mask;
   int first = mt_find_run(clean ? seg->free_mask & ~dirty : dirty, slots);
-  if (first < 0) first = mt_find_run(seg->free_mask, slots);
+  if (first < 0 && any) first = mt_find_run(seg->free_mask, slots);
   if (first < 0) return NULL;
   return mt_segment_take(seg, (unsigned)first, slots);
 }
@@ -332,26 +332,30 @@ int mt__segment_span_extend(mt_segment *seg, mt_page *page, unsigned slots) {
   return 0;
 }
 
-/* A span of `slots` slots: from the heap's own segments, then from one
- * adopted segment, then from an empty one. Adoption is bounded: segments
+/* A span of `slots` slots: from the heap's own segments (the preferred kind
+ * of slots in any of them first: a dirty run in the second segment before a
+ * clean one in the first, which would commit more while the dirty slots
+ * wait for their purge), then from one adopted segment, then from an empty
+ * one. Adoption is bounded: segments
  * whose slots are all in use would otherwise be adopted one after another
  * without yielding a span (that once ended in a NULL after 64 of them,
  * under thread churn). An empty segment always has room for any span. */
 #define MT_ADOPT_FOR_SPAN 1
 mt_page *mt__segment_span_alloc(mt_heap *heap, unsigned slots, bool clean) {
-  for (mt_segment *seg = heap->segments; seg != NULL; seg = seg->next) {
-    mt_page *page = mt_segment_try(seg, slots, clean);
-    if (page != NULL) return page;
-  }
+  for (int any = 0; any < 2; any++)
+    for (mt_segment *seg = heap->segments; seg != NULL; seg = seg->next) {
+      mt_page *page = mt_segment_try(seg, slots, clean, any);
+      if (page != NULL) return page;
+    }
   for (int i = 0; i < MT_ADOPT_FOR_SPAN; i++) {
     mt_segment *seg = mt__segment_adopt(heap, MT_NCLASSES, 0);
     if (seg == NULL) break;
-    mt_page *page = mt_segment_try(seg, slots, clean);
+    mt_page *page = mt_segment_try(seg, slots, clean, true);
     if (page != NULL) return page;
   }
   mt_segment *seg = mt_segment_fresh(heap);
   if (seg == NULL) return NULL;
-  mt_page *page = mt_segment_try(seg, slots, clean);
+  mt_page *page = mt_segment_try(seg, slots, clean, true);
   mt_assert(page != NULL);
   return page;
 }
