@@ -394,10 +394,15 @@ void mt__profile_at_exit(bool quick) {
 
 void mt__profile_after_fork_child(void) {
   mt__prof_reset();
-  if (atomic_load(&mt_limit_ready)) mt__prof_snapshot_free(&mt_limit_snap);
+  /* The parent's waiting snapshots (their mappings are the child's copies).
+   * With the lock held a thread was replacing one, maybe between unmapping
+   * the old one and storing the new: freeing what the fields say could
+   * unmap what another thread had mapped there since. They leak instead. */
+  bool held = atomic_load(&mt_peak_lock) != 0;
+  if (!held && atomic_load(&mt_limit_ready)) mt__prof_snapshot_free(&mt_limit_snap);
+  memset(&mt_limit_snap, 0, sizeof mt_limit_snap);
   atomic_store(&mt_limit_ready, 0);
-  /* the parent's waiting peak (its snapshot mapping is the child's copy) */
-  if (atomic_load(&mt_peak_ready)) mt__prof_snapshot_free(&mt_peak_snap);
+  if (!held && atomic_load(&mt_peak_ready)) mt__prof_snapshot_free(&mt_peak_snap);
   memset(&mt_peak_snap, 0, sizeof mt_peak_snap);
   atomic_store(&mt_peak_ready, 0);
   atomic_store(&mt_peak_lock, 0);
