@@ -12,6 +12,8 @@
  *        test_fork lifetimes 1        (fault_shim.so preloaded, MEMTALLY_PROF_RATE=1) fork once
  *                                     while a thread is caught growing the profiler's lifetimes
  *                                     table, between unmapping a table and its next step
+ *        test_fork live 1             the same while a thread grows a shard of the live-sample
+ *                                     table; the child samples thousands of blocks
  * Each child must exit with the expected status; the parent must finish within its alarm. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -297,9 +299,51 @@ static int run_lifetimes(void) {
   return ok ? 0 : 1;
 }
 
+/* ---- live: fork while a thread grows a shard of the live-sample table ---- */
+
+enum { LIVE_PARENT = 20000, LIVE_CHILD = 5000 };
+static void *live_blocks[LIVE_PARENT];
+
+/* Samples blocks until a shard outgrows its second table, unmapping it
+ * under the shard's lock: the stall catches the thread there. */
+static void *live_grower(void *arg) {
+  (void)arg;
+  fault_stall_next_munmap();
+  for (int i = 0; i < LIVE_PARENT; i++) live_blocks[i] = malloc(64);
+  return NULL;
+}
+
+static int run_live(void) {
+  if (!fault_stall_next_munmap) {
+    fprintf(stderr, "test_fork live: fault_shim.so is not preloaded\n");
+    return 2;
+  }
+  pthread_t t;
+  pthread_create(&t, NULL, live_grower, NULL);
+  for (int ms = 0; !fault_stalled() && ms < 10000; ms++) usleep(1000);
+  if (!fault_stalled()) {
+    fprintf(stderr, "test_fork live: no shard grew (no munmap in the sampling thread)\n");
+    return 1;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20);
+    static void *mine[LIVE_CHILD];
+    for (int i = 0; i < LIVE_CHILD; i++) mine[i] = malloc(48); /* every shard gets dozens of entries */
+    for (int i = 0; i < LIVE_CHILD; i++) free(mine[i]);
+    _exit(child_work());
+  }
+  int ok = wait_child(pid, 0);
+  fault_release();
+  pthread_join(t, NULL);
+  for (int i = 0; i < LIVE_PARENT; i++) free(live_blocks[i]);
+  printf("live: %s\n", ok ? "ok" : "FAILED");
+  return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: test_fork deadlock|signal|child|lifetimes N\n");
+    fprintf(stderr, "usage: test_fork deadlock|signal|child|lifetimes|live N\n");
     return 2;
   }
   int n = atoi(argv[2]);
@@ -307,6 +351,10 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "deadlock") == 0) {
     alarm((unsigned)n + 60);
     return run_deadlock(n);
+  }
+  if (strcmp(argv[1], "live") == 0) {
+    alarm(120);
+    return run_live();
   }
   if (strcmp(argv[1], "lifetimes") == 0) {
     alarm(120);

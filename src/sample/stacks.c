@@ -256,8 +256,10 @@ static size_t mt_live_first(uint64_t h, size_t cap) { return (size_t)(h >> 20) &
 
 /* Caller holds the shard's lock. */
 static int mt_live_grow(mt_live_shard *sh) {
-  if (sh->cap == 0) { /* the first table: static, empty */
+  if (sh->cap == 0) { /* the first table: static; cleared, since a fork child that took the
+                        * shard over from a holder of its lock may find its parent's entries there */
     sh->tab = mt_live_first_tabs[sh - mt_live_shards];
+    memset(sh->tab, 0, sizeof(mt_live) * MT_LIVE_FIRST_CAP);
     sh->cap = MT_LIVE_FIRST_CAP;
     return 0;
   }
@@ -273,9 +275,11 @@ static int mt_live_grow(mt_live_shard *sh) {
       }
     }
   }
-  if (sh->tab != mt_live_first_tabs[sh - mt_live_shards]) mt__os_unreserve(sh->tab, sizeof(mt_live) * sh->cap);
+  mt_live *old = sh->tab;
+  size_t old_cap = sh->cap;
   sh->tab = tab;
   sh->cap = cap;
+  if (old != mt_live_first_tabs[sh - mt_live_shards]) mt__os_unreserve(old, sizeof(mt_live) * old_cap);
   return 0;
 }
 
