@@ -32,8 +32,7 @@ const uint32_t mt__class_size[MT_NCLASSES] = {
     20480, 24576, 28672, 32768, 40960, 49152, 57344, 65536, 81920, 98304, 114688, 131072,
 };
 const uint8_t mt__sample_bin[MT_SAMPLE_BINNED] = {
-    1,  1,  3,  3,  7,  7,  7,  7,  11, 11, 11, 11, 15, 15, 15, 15,
-    19, 19, 19, 19, 23, 23, 23, 23, 27, 27, 27, 27, 30, 30, 30,
+    1, 1, 3, 3, 7, 7, 7, 7, 11, 11, 11, 11, 15, 15, 15, 15, 19, 19, 19, 19, 22, 22, 22,
 };
 /* What ties the table to the rest (checked whole by mt__classes_check). */
 _Static_assert(MT_CLASS_LARGE == MT_NCLASSES && MT_CLASS_HUGE == MT_NCLASSES + 1 &&

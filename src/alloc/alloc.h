@@ -63,18 +63,20 @@
  * a thread (rptest-2t committed 60 MiB of spans at its peak against 44
  * without the profiler). Its page marks the block in sample_bits and carries
  * MT_TAG_SAMPLED while any is marked, so frees from it take the slow path,
- * where only a marked block is looked up (from 2 KiB on, alloc-test ran 0.7 %
- * more instructions profiled than with pages of samples). Smaller samples
- * move to pages of samples, of the few classes mt__sample_bin names. */
-#define MT_SAMPLE_IN_PLACE ((uint32_t)8192)
+ * where only a marked block is looked up. Smaller samples move to pages of
+ * samples, of the few classes mt__sample_bin names. (Binned, the classes
+ * from 2 KiB saved alloc-test 0.7 % of its instructions profiled, but their
+ * pages of samples, of 9-32 blocks, emptied and were replaced often, each
+ * time from fresh slots: its committed peak went 9.4 -> 12.1 MiB.) */
+#define MT_SAMPLE_IN_PLACE ((uint32_t)2048)
 /* The classes below MT_SAMPLE_IN_PLACE, by index; mt__sample_bin[c] is the
  * class of the page of samples a sample of class c moves to: the smallest
  * power of two from 32 B that holds it, or the largest class below
- * MT_SAMPLE_IN_PLACE. A thread so keeps 9 pages of samples, not 31, each
+ * MT_SAMPLE_IN_PLACE. A thread so keeps 7 pages of samples, not 23, each
  * sample taking at most twice its class's size (larson-2t, blocks of 16 B to
- * 1 KiB: 8.5 MiB committed at its peak with one page per class, 6.4 MiB with
- * the bins). */
-#define MT_SAMPLE_BINNED 31
+ * 1 KiB: 11.8 MiB committed at its peak with one page per class, against
+ * 6.9 MiB without the profiler). */
+#define MT_SAMPLE_BINNED 23
 MT_HIDDEN extern const uint8_t mt__sample_bin[MT_SAMPLE_BINNED];
 
 /* Bit 0 of page->xfree: the page is on its heap's full queue. Keeping it in
