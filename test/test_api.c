@@ -1,6 +1,7 @@
 /* test_api.c -- every allocation entry point of the mt_ API: sizes, alignment, errors, stats */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -275,6 +276,69 @@ static void test_options(void) {
   CHECK(mt_option_value("NO_SUCH_OPTION") == -1);
 }
 
+/* A page filled, given a block back by its owner (it leaves the full queue
+ * lazily, keeping its full bit), freed into by another thread, filled again
+ * and freed into again: every block freed comes back to malloc. */
+enum { FP_N = 8192 };
+static void *fp_blocks[FP_N];
+static void *fp_free_range(void *arg) {
+  const int *r = arg;
+  for (int i = r[0]; i < r[1]; i++) mt_free(fp_blocks[i]), fp_blocks[i] = NULL;
+  return NULL;
+}
+static void fp_remote_free(int from, int to) {
+  int r[2] = {from, to};
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, fp_free_range, r) == 0);
+  pthread_join(t, NULL);
+}
+/* malloc(64) until every address of want[] came back (at most limit calls); the blocks taken meanwhile go to keep */
+static int fp_taken_back(void **want, int nwant, void **keep, int limit) {
+  int seen = 0, n = 0;
+  while (seen < nwant && n < limit) {
+    void *p = mt_malloc(64);
+    if (p == NULL) break;
+    keep[n++] = p;
+    for (int k = 0; k < nwant; k++)
+      if (want[k] == p) want[k] = NULL, seen++;
+  }
+  return seen == nwant ? n : -1;
+}
+
+static void test_full_pages(void) {
+  static void *keep[4 * FP_N];
+  for (int i = 0; i < FP_N; i++) fp_blocks[i] = mt_malloc(64); /* 8 pages of 1,024 blocks, all full but the last */
+  void *want[16];
+  int nw = 0;
+  want[nw++] = fp_blocks[100], mt_free(fp_blocks[100]), fp_blocks[100] = NULL; /* the owner's free */
+  for (int i = 200; i < 210; i++) want[nw++] = fp_blocks[i];
+  fp_remote_free(200, 210); /* another thread's, into the same page */
+  int n1 = fp_taken_back(want, nw, keep, 2 * FP_N);
+  CHECKF(n1 > 0, "the blocks freed into a page that was full came back (%d)", n1);
+  /* that page is full again: another thread frees into it once more */
+  nw = 0;
+  for (int i = 300; i < 305; i++) want[nw++] = fp_blocks[i];
+  fp_remote_free(300, 305);
+  int n2 = fp_taken_back(want, nw, keep + (n1 > 0 ? n1 : 0), 2 * FP_N);
+  CHECKF(n2 > 0, "blocks freed into a page full for the second time came back (%d)", n2);
+  /* the owner gives one back and takes it again (the page goes full with its
+   * bit kept), then another thread frees into it: the owner must hear of it */
+  int used = (n1 > 0 ? n1 : 0) + (n2 > 0 ? n2 : 0);
+  want[0] = fp_blocks[400], mt_free(fp_blocks[400]), fp_blocks[400] = NULL;
+  int n3 = fp_taken_back(want, 1, keep + used, 2 * FP_N);
+  CHECKF(n3 > 0, "the owner's block came back (%d)", n3);
+  used += n3 > 0 ? n3 : 0;
+  for (int k = 0; k < 64; k++) keep[used++] = mt_malloc(64); /* past the page: it is on the full queue now */
+  nw = 0;
+  for (int i = 500; i < 506; i++) want[nw++] = fp_blocks[i];
+  fp_remote_free(500, 506);
+  int n4 = fp_taken_back(want, nw, keep + used, 2 * FP_N);
+  CHECKF(n4 > 0, "blocks freed by another thread into a page that went full with its bit kept came back (%d)", n4);
+  used += n4 > 0 ? n4 : 0;
+  for (int i = 0; i < used; i++) mt_free(keep[i]);
+  for (int i = 0; i < FP_N; i++) mt_free(fp_blocks[i]);
+}
+
 int main(void) {
   RUN(test_malloc_sizes);
   RUN(test_calloc);
@@ -284,5 +348,6 @@ int main(void) {
   RUN(test_stats);
   RUN(test_purge);
   RUN(test_options);
+  RUN(test_full_pages);
   return check_summary("test_api");
 }

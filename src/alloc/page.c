@@ -98,7 +98,10 @@ void mt__page_collect(mt_heap *heap, mt_page *page) {
             mt_load(&page->owner_tag) == MT_TAG_ABANDONED); /* or being adopted by heap */
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
   if (mt_xfree_head(w) == NULL) return;
-  while (!atomic_compare_exchange_weak_explicit(&page->xfree, &w, w & MT_XFREE_FULL, memory_order_acquire,
+  /* the full bit stays while the page is on its owner's full queue (or
+   * nobody's: adoption decides); a bit left from mt_page_unfull_local goes */
+  uintptr_t keep = heap != NULL && !page->in_full ? 0 : MT_XFREE_FULL;
+  while (!atomic_compare_exchange_weak_explicit(&page->xfree, &w, w & keep, memory_order_acquire,
                                                 memory_order_relaxed)) {
   }
   mt_block *list = mt_xfree_head(w), *tail = list;
@@ -145,6 +148,11 @@ static void mt_page_tag_full(mt_page *page, int full) {
 int mt__page_mark_full(mt_page *page) {
   mt_assert(!page->in_full && page->free == NULL);
   uintptr_t w = atomic_load_explicit(&page->xfree, memory_order_relaxed);
+  if (w == MT_XFREE_FULL) { /* still set from its last time on the full queue (mt_page_unfull_local): */
+    page->in_full = 1;      /* a remote free pushed after this load sees it and tells the owner */
+    mt_page_tag_full(page, 1);
+    return 1;
+  }
   for (;;) {
     if (mt_xfree_head(w) != NULL) return 0;
     if (atomic_compare_exchange_weak_explicit(&page->xfree, &w, MT_XFREE_FULL, memory_order_acq_rel,
@@ -158,6 +166,18 @@ int mt__page_mark_full(mt_page *page) {
 
 void mt__page_unmark_full(mt_page *page) {
   atomic_fetch_and_explicit(&page->xfree, ~MT_XFREE_FULL, memory_order_relaxed);
+  page->in_full = 0;
+  mt_page_tag_full(page, 0);
+}
+
+/* A full page that its owner freed a block into leaves the full queue but
+ * keeps MT_XFREE_FULL: a page filled and emptied block by block (a ring of
+ * blocks replaced oldest first) goes back and forth, and the bit's two
+ * atomic operations were 11 % of alloc-test's time. Kept, the bit at worst
+ * makes the first remote free into the page flag its class for a needless
+ * look at the full queue; the next collection of the page clears it, and
+ * the page's next mark_full finds it set and needs no atomic operation. */
+static void mt_page_unfull_local(mt_page *page) {
   page->in_full = 0;
   mt_page_tag_full(page, 0);
 }
@@ -408,7 +428,7 @@ void mt__page_empty_local(mt_heap *heap, mt_page *page) {
   mt_assert(page->used == 0 || page->in_full);
   if (page->used != 0) { /* a local free into a full page: it has room again */
     mt__page_queue_remove(MT_FULL(heap, page), page);
-    mt__page_unmark_full(page);
+    mt_page_unfull_local(page);
     mt_page_queue_link(MT_AVAIL(heap, page), page, true);
     return;
   }
