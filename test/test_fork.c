@@ -272,31 +272,43 @@ static void *life_grower(void *arg) {
   return NULL;
 }
 
-static int run_lifetimes(void) {
+/* Starts grower, which stops inside a munmap (fault_shim.so), forks, and has
+ * the child run in_child and then child_work; 1 if the child exited 0. */
+static int fork_while_stalled(const char *what, void *(*grower)(void *), void (*in_child)(void)) {
   if (!fault_stall_next_munmap) {
-    fprintf(stderr, "test_fork lifetimes: fault_shim.so is not preloaded\n");
-    return 2;
+    fprintf(stderr, "test_fork %s: fault_shim.so is not preloaded\n", what);
+    return 0;
   }
-  for (int a = 0; a < ADEPTHS; a++)
-    for (int f = 0; f < FDEPTHS; f++) blocks[a][f] = alloc_at(a);
   pthread_t t;
-  pthread_create(&t, NULL, life_grower, NULL);
+  pthread_create(&t, NULL, grower, NULL);
   for (int ms = 0; !fault_stalled() && ms < 10000; ms++) usleep(1000);
   if (!fault_stalled()) {
-    fprintf(stderr, "test_fork lifetimes: the lifetimes table never grew (no munmap in the freeing thread)\n");
-    return 1;
+    fprintf(stderr, "test_fork %s: the table never grew (no munmap in the growing thread)\n", what);
+    fault_release();
+    pthread_join(t, NULL);
+    return 0;
   }
   pid_t pid = fork();
   if (pid == 0) {
     alarm(20);
-    for (int i = 0; i < 2000; i++) free(alloc_at(i % 50)); /* sampled frees: the child's own table */
+    in_child();
     _exit(child_work());
   }
   int ok = wait_child(pid, 0);
   fault_release();
   pthread_join(t, NULL);
-  printf("lifetimes: %s\n", ok ? "ok" : "FAILED");
-  return ok ? 0 : 1;
+  printf("%s: %s\n", what, ok ? "ok" : "FAILED");
+  return ok;
+}
+
+static void lifetimes_child(void) {
+  for (int i = 0; i < 2000; i++) free(alloc_at(i % 50)); /* sampled frees: the child's own table */
+}
+
+static int run_lifetimes(void) {
+  for (int a = 0; a < ADEPTHS; a++)
+    for (int f = 0; f < FDEPTHS; f++) blocks[a][f] = alloc_at(a);
+  return fork_while_stalled("lifetimes", life_grower, lifetimes_child) ? 0 : 1;
 }
 
 /* ---- live: fork while a thread grows a shard of the live-sample table ---- */
@@ -313,31 +325,15 @@ static void *live_grower(void *arg) {
   return NULL;
 }
 
+static void live_child(void) {
+  static void *mine[LIVE_CHILD];
+  for (int i = 0; i < LIVE_CHILD; i++) mine[i] = malloc(48); /* every shard gets dozens of entries */
+  for (int i = 0; i < LIVE_CHILD; i++) free(mine[i]);
+}
+
 static int run_live(void) {
-  if (!fault_stall_next_munmap) {
-    fprintf(stderr, "test_fork live: fault_shim.so is not preloaded\n");
-    return 2;
-  }
-  pthread_t t;
-  pthread_create(&t, NULL, live_grower, NULL);
-  for (int ms = 0; !fault_stalled() && ms < 10000; ms++) usleep(1000);
-  if (!fault_stalled()) {
-    fprintf(stderr, "test_fork live: no shard grew (no munmap in the sampling thread)\n");
-    return 1;
-  }
-  pid_t pid = fork();
-  if (pid == 0) {
-    alarm(20);
-    static void *mine[LIVE_CHILD];
-    for (int i = 0; i < LIVE_CHILD; i++) mine[i] = malloc(48); /* every shard gets dozens of entries */
-    for (int i = 0; i < LIVE_CHILD; i++) free(mine[i]);
-    _exit(child_work());
-  }
-  int ok = wait_child(pid, 0);
-  fault_release();
-  pthread_join(t, NULL);
+  int ok = fork_while_stalled("live", live_grower, live_child);
   for (int i = 0; i < LIVE_PARENT; i++) free(live_blocks[i]);
-  printf("live: %s\n", ok ? "ok" : "FAILED");
   return ok ? 0 : 1;
 }
 
