@@ -136,6 +136,17 @@ static void test_aligned(void) {
       mt_free(p);
     }
   }
+  /* every small size at every alignment a size class can give (at rate 1,
+   * test_api_sampled, each block is a sample and moves to its bin's page) */
+  for (size_t align = 32; align <= 8192; align <<= 1)
+    for (size_t n = 1; n <= 8192; n += 13) {
+      void *held[12]; /* several live at once: blocks past a page's first */
+      for (int k = 0; k < 12; k++) {
+        held[k] = mt_aligned_alloc(align, n);
+        CHECKF(held[k] && ((uintptr_t)held[k] % align) == 0, "aligned_alloc(%zu, %zu) = %p", align, n, held[k]);
+      }
+      for (int k = 0; k < 12; k++) mt_free(held[k]);
+    }
   /* alignments beyond a segment */
   for (size_t align = 2u << 20; align <= (16u << 20); align <<= 1) {
     void *p = mt_aligned_alloc(align, 1000);

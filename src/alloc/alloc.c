@@ -32,7 +32,7 @@ const uint32_t mt__class_size[MT_NCLASSES] = {
     20480, 24576, 28672, 32768, 40960, 49152, 57344, 65536, 81920, 98304, 114688, 131072,
 };
 const uint8_t mt__sample_bin[MT_SAMPLE_BINNED] = {
-    1, 1, 3, 3, 7, 7, 7, 7, 11, 11, 11, 11, 15, 15, 15, 15, 19, 19, 19, 19, 22, 22, 22,
+    1, 1, 3, 3, 7, 7, 7, 7, 11, 11, 11, 11, 15, 15, 15, 15, 19, 19, 19, 19, 22, 21, 22,
 };
 /* What ties the table to the rest (checked whole by mt__classes_check). */
 _Static_assert(MT_CLASS_LARGE == MT_NCLASSES && MT_CLASS_HUGE == MT_NCLASSES + 1 &&
@@ -57,6 +57,8 @@ int mt__classes_check(const char **why) {
     if ((mt__class_size[c] < MT_SAMPLE_IN_PLACE) != (c < MT_SAMPLE_BINNED)) *why = "MT_SAMPLE_BINNED is not the count of classes below MT_SAMPLE_IN_PLACE";
     else if (b < c || (b >= MT_SAMPLE_BINNED && c < MT_SAMPLE_BINNED)) *why = "a sample bin is smaller than its class or kept in place";
     else if (mt__class_size[b] > 2 * mt__class_size[c]) *why = "a sample bin is over twice its class's size";
+    /* aligned_alloc serves an alignment from a class whose size it divides */
+    else if (mt__class_size[b] % (mt__class_size[c] & -mt__class_size[c]) != 0) *why = "a sample bin does not keep its class's alignment";
     else if (c < MT_SAMPLE_BINNED && mt__sample_bin[b] != b) *why = "a sample bin moves to another bin";
     else if (mt__class_size[c] >= MT_SAMPLE_IN_PLACE && blocks > 32) *why = "a page keeping samples in place holds over 32 blocks";
     if (*why) return (int)c;

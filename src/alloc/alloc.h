@@ -72,10 +72,12 @@
 /* The classes below MT_SAMPLE_IN_PLACE, by index; mt__sample_bin[c] is the
  * class of the page of samples a sample of class c moves to: the smallest
  * power of two from 32 B that holds it, or the largest class below
- * MT_SAMPLE_IN_PLACE. A thread so keeps 7 pages of samples, not 23, each
- * sample taking at most twice its class's size (larson-2t, blocks of 16 B to
- * 1 KiB: 11.8 MiB committed at its peak with one page per class, against
- * 6.9 MiB without the profiler). */
+ * MT_SAMPLE_IN_PLACE, unless that breaks the alignment aligned_alloc counts
+ * on (every block of a class is aligned to the largest power of two that
+ * divides its size; 1536 B, 512-aligned, stays its own bin). A thread so
+ * keeps 8 pages of samples, not 23, each sample taking at most twice its
+ * class's size (larson-2t, blocks of 16 B to 1 KiB: 8.5 MiB committed at its
+ * peak with one page per class, 6.4 MiB with the bins). */
 #define MT_SAMPLE_BINNED 23
 MT_HIDDEN extern const uint8_t mt__sample_bin[MT_SAMPLE_BINNED];
 
